@@ -1,0 +1,1 @@
+"""admin: management of agents, channels and chats; the omnibot command line."""

@@ -1,0 +1,1 @@
+"""dialog: runs the agents for each chat and keeps chat state in MongoDB."""

@@ -1,0 +1,90 @@
+"""Turning the engine's effects into numbered outbound actions and transcript lines. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from omnibot.dialog import engine
+from omnibot.shared.chats import TranscriptLine
+from omnibot.shared.messages import OutboundAction, SendFile, SendText, TransferToOperator
+
+SUMMARY_LINES = 6
+
+
+def build_actions(
+    effects: Sequence[engine.Effect],
+    *,
+    channel_id: int,
+    chat_id: str,
+    first_seq: int,
+    now: float,
+    summary: str,
+    label_id: int | None,
+) -> list[OutboundAction]:
+    """Number the effects that reach Omnidesk from `first_seq` on, in the order the agent made them."""
+    actions: list[OutboundAction] = []
+    for effect in effects:
+        seq = first_seq + len(actions)
+        action_id = f"{channel_id}:{chat_id}:{seq}"
+        ids = {
+            "action_id": action_id,
+            "channel_id": channel_id,
+            "chat_id": chat_id,
+            "seq": seq,
+            "created_at": now,
+        }
+        action: OutboundAction | None = None
+        if isinstance(effect, engine.Reply) and effect.text.strip():
+            action = msgspec.convert({**ids, "text": effect.text}, SendText)
+        elif isinstance(effect, engine.SendFile):
+            action = msgspec.convert(
+                {**ids, "url": effect.url, "name": effect.name, "caption": effect.caption}, SendFile
+            )
+        elif isinstance(effect, engine.Transfer):
+            action = msgspec.convert({**ids, "summary": summary, "label_id": label_id}, TransferToOperator)
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def transcript_lines(
+    key: str, turn: int, customer_text: str | None, actions: Sequence[OutboundAction], now: float
+) -> list[TranscriptLine]:
+    lines: list[TranscriptLine] = []
+    if customer_text is not None:
+        lines.append(TranscriptLine(chat=key, seq=turn * 1000, role="customer", text=customer_text, at=now))
+    for index, action in enumerate(actions, start=1):
+        if isinstance(action, SendText):
+            text, role = action.text, "bot"
+        elif isinstance(action, SendFile):
+            text, role = f"[file {action.name}] {action.caption}".strip(), "bot"
+        else:
+            text, role = "[transferred to an operator]", "system"
+        lines.append(TranscriptLine(chat=key, seq=turn * 1000 + index, role=role, text=text, at=now))  # type: ignore[arg-type]
+    return lines
+
+
+def transfer_summary(recent: Sequence[TranscriptLine], variables: dict[str, object], reason: str) -> str:
+    """A short note for the operator: why, what the customer said last, what the agent collected."""
+    parts = [f"omnibot: the chat is handed to an operator ({reason})."]
+    said = [line.text for line in recent if line.role == "customer"][-SUMMARY_LINES:]
+    if said:
+        parts.append("Last customer messages:")
+        parts.extend(f"- {_clip(text)}" for text in said)
+    collected = {
+        k: v
+        for k, v in variables.items()
+        if not k.startswith(("client_", "channel_")) and v not in ("", None)
+    }
+    if collected:
+        parts.append(
+            "Collected: " + ", ".join(f"{k}={_clip(str(v), 60)}" for k, v in sorted(collected.items()))
+        )
+    return "\n".join(parts)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,135 @@
+"""Composition root of dialog: consumes chat.inbound, runs turns, publishes to chat.outbound."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import msgspec
+from aio_pika.abc import AbstractIncomingMessage
+from pymongo.errors import PyMongoError
+
+from omnibot.dialog import engine
+from omnibot.dialog.catalog import AgentCatalog
+from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
+from omnibot.dialog.turns import Fetch, TurnRunner
+from omnibot.shared import amqp
+from omnibot.shared.agents import MongoAgentStore
+from omnibot.shared.channel_cache import ChannelDirectory
+from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.chats import ChatStore, MongoChatStore
+from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.errors import PermanentError, TransientError
+from omnibot.shared.health import heartbeat
+from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
+from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, declare_topology
+
+log = logging.getLogger(__name__)
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
+
+
+def inbound_handler(runner: TurnRunner) -> amqp.Handler:
+    async def handle(message: AbstractIncomingMessage) -> None:
+        try:
+            inbound = inbound_decoder.decode(message.body)
+        except msgspec.DecodeError as exc:
+            raise PermanentError(f"undecodable inbound message: {exc}") from None
+        try:
+            await runner.handle(inbound)
+        except PyMongoError as exc:
+            raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+
+    return handle
+
+
+def fetch_with(fetcher: ExternalFetcher) -> Fetch:
+    async def fetch(call: engine.CallExternal) -> engine.ExternalResult:
+        result = await fetcher.fetch(
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+            body=call.body,
+            basic_auth=call.basic_auth,
+            timeout_s=call.timeout_s,
+            delay_s=call.delay_s,
+        )
+        return engine.ExternalResult(
+            request_id=call.request_id, status=result.status, body=result.body, error=result.error
+        )
+
+    return fetch
+
+
+async def serve_dialog(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Event | None = None,
+    chats: ChatStore | None = None,
+) -> None:
+    """Run until `stop` is set. `chats` replaces the MongoDB chat store (benchmarks isolate it)."""
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = open_client(settings)
+        stack.push_async_callback(mongo.close)
+        db = mongo[settings.mongodb_db]
+        await ensure_indexes(db)
+        box = secret_box(settings)
+        connection = await amqp.connect(settings.amqp_url, name="omnibot-dialog")
+        stack.push_async_callback(connection.close)
+        async with connection.channel() as channel:
+            await declare_topology(channel, topology)
+        publisher = await amqp.Publisher.open(connection, topology.outbound)
+
+        async def publish(action: OutboundAction) -> None:
+            await publisher.publish(
+                chat_key(action.channel_id, action.chat_id),
+                encoder.encode(action),
+                message_id=action.action_id,
+            )
+
+        fetcher = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
+        await fetcher.start()
+        stack.push_async_callback(fetcher.close)
+        runner = TurnRunner(
+            chats=chats or MongoChatStore(db),
+            agents=AgentCatalog(MongoAgentStore(db)),
+            channels=ChannelDirectory(MongoChannelStore(db).get),
+            secrets=box,
+            publish=publish,
+            fetch=fetch_with(fetcher),
+        )
+        consumer = amqp.StageConsumer(
+            connection,
+            topology.inbound,
+            inbound_handler(runner),
+            prefetch=settings.dialog_prefetch,
+            # In place: a message that cannot be processed yet keeps its place in its chat,
+            # so a later message of that chat never overtakes it.
+            retry_mode="in_place",
+            max_attempts=1000,
+            max_backoff_s=30.0,
+            name="dialog",
+        )
+        await consumer.start()
+        beat = asyncio.create_task(heartbeat("dialog", lambda: not connection.is_closed))
+        log.info("dialog consuming %d partitions", settings.chat_partitions)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("dialog stopping: finishing turns in progress (up to %.0fs)", settings.shutdown_timeout_s)
+        await consumer.stop(settings.shutdown_timeout_s)
+        beat.cancel()
+        s = consumer.stats
+        log.info(
+            "dialog stopped: %d turns acked, %d retried, %d dead-lettered",
+            s.acked,
+            s.retried,
+            s.dead_lettered,
+        )

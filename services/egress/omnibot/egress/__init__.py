@@ -1,0 +1,1 @@
+"""egress: performs outbound actions against the Omnidesk REST API."""

@@ -1,0 +1,184 @@
+"""The Omnidesk REST API as egress uses it: authentication, list shapes, and failure meanings.
+
+Failures are sorted here, once: a rate limit or a server/network fault is a TransientError (marked
+ambiguous when the request may have taken effect: a POST that timed out or got a 5xx answer); a
+refusal (400, 401, 403, 404) is a PermanentError whose message says what Omnidesk objected to. No
+message ever contains the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from omnibot.egress.throttle import AccountThrottle
+from omnibot.shared.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+PAGE_LIMIT = 100
+MAX_STAFF_PAGES = 50
+
+
+class Account:
+    """Credentials of one channel's bot staff member. The key never appears in repr or logs."""
+
+    __slots__ = ("api_key", "domain", "email")
+
+    def __init__(self, domain: str, email: str, api_key: str) -> None:
+        self.domain = domain.rstrip("/")
+        self.email = email
+        self.api_key = api_key
+
+    def __repr__(self) -> str:
+        return f"Account({self.domain!r}, {self.email!r})"
+
+
+def list_items(body: Json, item: str) -> list[Json]:
+    """Omnidesk lists are objects keyed "0", "1", ... plus "total_count", not JSON arrays."""
+    keyed = [(int(k), v) for k, v in body.items() if k.isdigit() and isinstance(v, dict)]
+    return [v.get(item, v) for _, v in sorted(keyed)]
+
+
+def _error_code(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return ""
+
+
+class OmnideskClient:
+    def __init__(self, session: aiohttp.ClientSession, throttle: AccountThrottle, *, timeout_s: float = 10.0):
+        self._session = session
+        self._throttle = throttle
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
+        self._staff_ids: dict[tuple[str, str], int] = {}
+
+    async def request(
+        self,
+        account: Account,
+        method: str,
+        path: str,
+        *,
+        json: Json | None = None,
+        data: aiohttp.FormData | None = None,
+        params: Mapping[str, str | int] | None = None,
+        expect: tuple[int, ...] = (200, 201),
+    ) -> Json:
+        await self._throttle.acquire(account.domain)
+        changes_state = method != "GET"
+        url = f"{account.domain}{path}"
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=json,
+                data=data,
+                params=params,
+                headers={
+                    "Accept": "application/json",
+                    "Authorization": aiohttp.encode_basic_auth(account.email, account.api_key),
+                },
+                timeout=self._timeout,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = self._throttle.observe(account.domain, status, response.headers)
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected: the request certainly did not take effect.
+            raise TransientError(
+                f"{method} {path}: cannot connect to {account.domain} ({exc.os_error})"
+            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientError(
+                f"{method} {path}: {type(exc).__name__} talking to {account.domain}", ambiguous=changes_state
+            ) from None
+        body = _decode(raw)
+        if status in expect:
+            return body if isinstance(body, dict) else {}
+        code = _error_code(body)
+        if retry_after is not None or (
+            status == 403 and "rate limit" in raw.decode(errors="replace").lower()
+        ):
+            raise TransientError(
+                f"{method} {path}: Omnidesk rate limit ({status})", retry_after=retry_after or 60.0
+            )
+        if status >= 500 or status == 408:
+            raise TransientError(
+                f"{method} {path}: Omnidesk answered {status} {code}".rstrip(), ambiguous=changes_state
+            )
+        if status == 401:
+            raise PermanentError(f"Omnidesk refused the credentials of {account.email} (401)")
+        raise PermanentError(
+            f"{method} {path}: Omnidesk answered {status} {code or raw[:200].decode(errors='replace')}"
+        )
+
+    async def staff_id(self, account: Account) -> int:
+        """The bot's staff id, looked up by e-mail once per process (paging through the staff list)."""
+        cache_key = (account.domain, account.email.lower())
+        if cache_key in self._staff_ids:
+            return self._staff_ids[cache_key]
+        wanted = account.email.strip().lower()
+        for page in range(1, MAX_STAFF_PAGES + 1):
+            body = await self.request(
+                account, "GET", "/api/staff.json", params={"page": page, "limit": PAGE_LIMIT}
+            )
+            staff = list_items(body, "staff")
+            for member in staff:
+                if str(member.get("staff_email", "")).strip().lower() == wanted:
+                    if member.get("active") is False:
+                        raise PermanentError(f"staff {account.email} is not active in Omnidesk")
+                    staff_id = int(member["staff_id"])
+                    self._staff_ids[cache_key] = staff_id
+                    return staff_id
+            total = int(body.get("total_count") or 0)
+            if not staff or page * PAGE_LIMIT >= total:
+                break
+        raise PermanentError(f"staff {account.email} not found in Omnidesk")
+
+    async def post_reply(self, account: Account, case_id: int, body: Json) -> Json:
+        answer = await self.request(
+            account, "POST", f"/api/cases/{case_id}/messages.json", json=body, expect=(200, 201)
+        )
+        return dict(answer.get("message") or {})
+
+    async def post_reply_multipart(self, account: Account, case_id: int, form: aiohttp.FormData) -> Json:
+        answer = await self.request(
+            account, "POST", f"/api/cases/{case_id}/messages.json", data=form, expect=(200, 201)
+        )
+        return dict(answer.get("message") or {})
+
+    async def post_note(self, account: Account, case_id: int, body: Json) -> Json:
+        answer = await self.request(
+            account, "POST", f"/api/cases/{case_id}/note.json", json=body, expect=(200, 201)
+        )
+        return dict(answer.get("message") or answer.get("note") or {})
+
+    async def recent_messages(self, account: Account, case_id: int, limit: int = PAGE_LIMIT) -> list[Json]:
+        """The case's newest messages, oldest first (asks for order=desc, sorts by id either way)."""
+        body = await self.request(
+            account,
+            "GET",
+            f"/api/cases/{case_id}/messages.json",
+            params={"order": "desc", "limit": limit, "page": 1},
+        )
+        return sorted(list_items(body, "message"), key=lambda m: int(m.get("message_id") or 0))
+
+    async def get_case(self, account: Account, case_id: int) -> Json:
+        body = await self.request(account, "GET", f"/api/cases/{case_id}.json")
+        return dict(body.get("case") or {})
+
+    async def update_case(self, account: Account, case_id: int, fields: Json) -> Json:
+        body = await self.request(account, "PUT", f"/api/cases/{case_id}.json", json={"case": fields})
+        return dict(body.get("case") or {})
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw) if raw else {}
+    except msgspec.DecodeError:
+        return {}

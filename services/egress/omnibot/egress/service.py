@@ -1,0 +1,113 @@
+"""Composition root of egress: consumes chat.outbound and performs each action in Omnidesk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+import msgspec
+from aio_pika.abc import AbstractIncomingMessage
+from pymongo.errors import PyMongoError
+
+from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
+from omnibot.egress.client import OmnideskClient
+from omnibot.egress.deliver import Deliverer
+from omnibot.egress.throttle import AccountThrottle
+from omnibot.shared import amqp
+from omnibot.shared.channel_cache import ChannelDirectory
+from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
+from omnibot.shared.errors import PermanentError, TransientError
+from omnibot.shared.health import heartbeat
+from omnibot.shared.messages import outbound_decoder
+from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, declare_topology
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+REDRIVE_HEADER = "x-redrive"
+
+
+def outbound_handler(deliverer: Deliverer) -> amqp.Handler:
+    async def handle(message: AbstractIncomingMessage) -> None:
+        try:
+            action = outbound_decoder.decode(message.body)
+        except msgspec.DecodeError as exc:
+            raise PermanentError(f"undecodable outbound action: {exc}") from None
+        try:
+            await deliverer.deliver(
+                action,
+                attempt=amqp.attempt_of(message),
+                maybe_done=amqp.was_ambiguous(message),
+                force=(message.headers or {}).get(REDRIVE_HEADER) is True,
+            )
+        except PyMongoError as exc:
+            raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+
+    return handle
+
+
+async def serve_egress(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    ready: asyncio.Event | None = None,
+    deliveries: DeliveryStore | None = None,
+) -> None:
+    """Run until `stop` is set. `deliveries` replaces the MongoDB cursor store (benchmarks)."""
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = open_client(settings)
+        stack.push_async_callback(mongo.close)
+        db = mongo[settings.mongodb_db]
+        await ensure_indexes(db)
+        box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
+        stack.push_async_callback(session.close)
+        files = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
+        await files.start()
+        stack.push_async_callback(files.close)
+        deliverer = Deliverer(
+            client=OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s),
+            channels=ChannelDirectory(MongoChannelStore(db).get),
+            deliveries=deliveries or MongoDeliveryStore(db),
+            secrets=box,
+            files=files,
+            max_attempts=MAX_ATTEMPTS,
+        )
+        connection = await amqp.connect(settings.amqp_url, name="omnibot-egress")
+        stack.push_async_callback(connection.close)
+        async with connection.channel() as channel:
+            await declare_topology(channel, topology)
+        consumer = amqp.StageConsumer(
+            connection,
+            topology.outbound,
+            outbound_handler(deliverer),
+            prefetch=settings.egress_prefetch,
+            # Delayed: a chat waiting out a rate limit must not hold a worker; the per-chat
+            # cursor keeps its actions in order regardless.
+            retry_mode="delayed",
+            max_attempts=MAX_ATTEMPTS + 1,
+            max_backoff_s=120.0,
+            name="egress",
+        )
+        await consumer.start()
+        beat = asyncio.create_task(heartbeat("egress", lambda: not connection.is_closed))
+        log.info("egress consuming %d partitions", settings.chat_partitions)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info(
+            "egress stopping: finishing deliveries in progress (up to %.0fs)", settings.shutdown_timeout_s
+        )
+        await consumer.stop(settings.shutdown_timeout_s)
+        beat.cancel()
+        s = consumer.stats
+        log.info(
+            "egress stopped: %d delivered, %d retried, %d dead-lettered", s.acked, s.retried, s.dead_lettered
+        )

@@ -1,0 +1,1 @@
+"""ingress: receives Omnidesk webhooks and publishes them durably to RabbitMQ."""

@@ -1,0 +1,47 @@
+"""Composition root of ingress: opens the broker and the database, serves HTTP until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from omnibot.ingress.app import build_app
+from omnibot.shared import amqp
+from omnibot.shared.channel_cache import ChannelDirectory
+from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.mongo import open_client
+from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, declare_topology
+
+log = logging.getLogger(__name__)
+
+
+async def serve_ingress(
+    settings: Settings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
+) -> None:
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    async with contextlib.AsyncExitStack() as stack:
+        connection = await amqp.connect(settings.amqp_url, name="omnibot-ingress")
+        stack.push_async_callback(connection.close)
+        async with connection.channel() as channel:
+            await declare_topology(channel, topology)
+        publisher = await amqp.Publisher.open(connection, topology.inbound)
+        mongo = open_client(settings)
+        stack.push_async_callback(mongo.close)
+        channels = ChannelDirectory(MongoChannelStore(mongo[settings.mongodb_db]).get)
+        app = build_app(publisher=publisher, channels=channels, max_body_bytes=settings.max_body_bytes)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
+        )
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.ingress_host, settings.ingress_port, reuse_address=True)
+        await site.start()
+        log.info("ingress listening on %s:%d", settings.ingress_host, settings.ingress_port)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("ingress stopping: no new webhooks; finishing the ones in progress")

@@ -1,0 +1,74 @@
+"""Composition root of the Omnidesk sandbox: builds the aiohttp application and serves it.
+
+`build_app` wires the state, the rule runner (opened and closed with the app), the Omnidesk API
+and the control API; `run_sandbox` serves it until cancelled. Tests use `build_app` in process;
+`omnibot sandbox` and docker compose use `run_sandbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from omnibot.sandbox.api import OmnideskApi
+from omnibot.sandbox.control import SandboxControl
+from omnibot.sandbox.rules import RuleRunner
+from omnibot.sandbox.state import MAX_MESSAGE_FILES_BYTES, SandboxState
+
+log = logging.getLogger(__name__)
+
+SANDBOX_STATE: web.AppKey[SandboxState] = web.AppKey("sandbox_state", SandboxState)
+RULE_RUNNER: web.AppKey[RuleRunner] = web.AppKey("sandbox_rule_runner", RuleRunner)
+
+# JSON bodies may carry base64 files (customer messages): 50 MB of files is ~67 MB of base64.
+# Multipart uploads are streamed and limited per file instead.
+CLIENT_MAX_SIZE = 2 * MAX_MESSAGE_FILES_BYTES
+
+
+async def _rule_runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    runner = app[RULE_RUNNER]
+    await runner.start()
+    yield
+    await runner.close()
+
+
+def build_app(state: SandboxState | None = None) -> web.Application:
+    """The sandbox as an aiohttp application; its state is `app[SANDBOX_STATE]`."""
+    state = state if state is not None else SandboxState()
+    rules = RuleRunner(state)
+    omnidesk = OmnideskApi(state, rules)
+    control = SandboxControl(state, rules)
+    # Each middleware only acts on its own side (control: /sandbox; omnidesk: everything else).
+    app = web.Application(
+        middlewares=[control.middleware, omnidesk.middleware], client_max_size=CLIENT_MAX_SIZE
+    )
+    app[SANDBOX_STATE] = state
+    app[RULE_RUNNER] = rules
+    app.cleanup_ctx.append(_rule_runner_ctx)
+    app.add_routes(omnidesk.routes())
+    app.add_routes(control.routes())
+    return app
+
+
+async def run_sandbox(host: str, port: int, state: SandboxState | None = None) -> None:
+    """Serve the sandbox on host:port until cancelled."""
+    app = build_app(state)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sandbox = app[SANDBOX_STATE]
+        log.info(
+            "Omnidesk sandbox on http://%s:%s (bot staff %s, label %s; GET /sandbox shows the credentials)",
+            host,
+            port,
+            sandbox.bot_email,
+            sandbox.bot_label_id,
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,767 @@
+"""The in-memory state of one sandbox Omnidesk account, and waking whoever waits for it to change.
+
+Owns: staff, users, cases with their messages and notes, labels, rules, the request log, webhook
+deliveries, queued faults and the per-minute rate limiter. Pure-ish: every mutation is synchronous
+and does no I/O; time comes from injected clocks. Business errors are raised as `ApiError` carrying
+the Omnidesk status and error code, so the HTTP layer only has to render them.
+
+One state belongs to one event loop (its `asyncio.Condition` binds to the loop on first use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import html
+import itertools
+import math
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+# Omnidesk's official attachment limits (create-case section; assumed the same for replies).
+MAX_FILE_BYTES = 25 * 1024 * 1024
+MAX_MESSAGE_FILES_BYTES = 50 * 1024 * 1024
+
+BOT_LABEL_TITLE = "На боте"
+CaseStatus = Literal["open", "waiting", "closed"]
+CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "waiting", "closed")
+RuleEvent = Literal["incoming", "changed"]
+
+# Id ranges differ per entity so that a client passing a case id where a staff id belongs (or the
+# reverse) gets an error instead of a lucky match.
+_STAFF_ID_BASE = 41_000
+_LABEL_ID_BASE = 87_470
+_USER_ID_BASE = 300_000
+_CASE_ID_BASE = 2_000
+_MESSAGE_ID_BASE = 200_000_000
+_FILE_ID_BASE = 24_000_000
+
+
+class ApiError(Exception):
+    """A refusal the way Omnidesk says it: an HTTP status and `{"error": code}`."""
+
+    def __init__(self, status: int, code: str, *, detail: str = "") -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+        self.detail = detail  # for people reading the sandbox's answers; Omnidesk has no such field
+
+
+# --- entities -------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True, slots=True)
+class Staff:
+    staff_id: int
+    email: str
+    full_name: str
+    active: bool
+    status_id: int = 1
+    created_at: float
+    updated_at: float
+
+
+@dataclass(kw_only=True, slots=True)
+class User:
+    user_id: int
+    email: str = ""
+    full_name: str = ""
+    phone: str = ""
+    created_at: float
+
+
+@dataclass(kw_only=True, slots=True)
+class Label:
+    label_id: int
+    title: str
+
+
+@dataclass(kw_only=True, slots=True)
+class NewFile:
+    """A file as received, before the account stores it."""
+
+    name: str
+    content: bytes
+    mime_type: str
+
+
+@dataclass(kw_only=True, slots=True)
+class Attachment:
+    file_id: int
+    file_name: str
+    file_size: int
+    mime_type: str
+    sha256: str
+    url: str
+    url_hash: str  # the unguessable directory of the public download url
+    stored_name: str  # `<message_id>_file_<n><ext>`, the last segment of the url
+    content: bytes = field(repr=False)
+
+
+@dataclass(kw_only=True, slots=True)
+class Message:
+    message_id: int
+    case_id: int
+    user_id: int  # != 0: the customer wrote it
+    staff_id: int  # != 0: a staff member wrote it
+    content: str
+    content_html: str
+    attachments: list[Attachment]
+    note: bool = False
+    sent_via_rule: bool = False
+    created_at: float
+
+
+@dataclass(kw_only=True, slots=True)
+class Case:
+    case_id: int
+    case_number: str
+    subject: str
+    user_id: int
+    staff_id: int = 0
+    group_id: int = 0
+    status: CaseStatus = "open"
+    priority: str = "normal"
+    channel: str = "chat"
+    labels: list[int] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)  # replies and notes, in order
+    created_at: float
+    updated_at: float
+    closed_at: float | None = None
+    last_response_at: float | None = None
+
+
+@dataclass(kw_only=True, slots=True)
+class Rule:
+    """An Omnidesk rule whose action is «Выполнить вебхук» (POST, custom JSON body)."""
+
+    rule_id: int
+    webhook_url: str
+    on: RuleEvent
+    require_label: bool
+    body: Any  # JSON template; `[placeholder]`s inside strings are replaced when firing
+
+
+@dataclass(kw_only=True, slots=True)
+class WebhookDelivery:
+    rule_id: int
+    case_id: int
+    url: str
+    body: Any
+    status: int | None  # None: no HTTP answer (see `error`)
+    error: str | None
+    time: float
+
+
+@dataclass(kw_only=True, slots=True)
+class RecordedFile:
+    field: str
+    name: str
+    size: int
+    mime_type: str
+
+
+@dataclass(kw_only=True, slots=True)
+class RecordedRequest:
+    """One request received on the Omnidesk side (everything except `/sandbox`)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # Authorization redacted
+    time: float  # the state's clock at receipt
+    staff_email: str | None = None  # who authenticated, if anyone
+    json: Any = None  # the decoded JSON body, if there was one
+    form: dict[str, str] = field(default_factory=dict)  # multipart text fields
+    files: list[RecordedFile] = field(default_factory=list)  # multipart files
+    status: int | None = None  # None while the answer is still being prepared
+
+
+# --- rate limiting ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    left: int
+    retry_after_s: int  # meaningful when not allowed
+
+
+class RateLimiter:
+    """Per-minute request budget of the account, as a sliding 60 s window over the injected clock.
+
+    A refused request does not consume budget (the caller is told to come back later).
+    """
+
+    WINDOW_S = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.per_minute = per_minute
+        self._taken: deque[float] = deque()
+
+    def reset(self, per_minute: int) -> None:
+        """A fresh budget of `per_minute` (what tests expect after changing the limit)."""
+        self.per_minute = per_minute
+        self._taken.clear()
+
+    def take(self) -> RateDecision:
+        now = self._clock()
+        while self._taken and self._taken[0] <= now - self.WINDOW_S:
+            self._taken.popleft()
+        if len(self._taken) >= self.per_minute:
+            retry_after = math.ceil(self._taken[0] + self.WINDOW_S - now)
+            return RateDecision(
+                allowed=False, limit=self.per_minute, left=0, retry_after_s=max(1, retry_after)
+            )
+        self._taken.append(now)
+        left = self.per_minute - len(self._taken)
+        return RateDecision(allowed=True, limit=self.per_minute, left=left, retry_after_s=0)
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FaultResponse:
+    """One scripted answer. `status=None` answers normally (used with `delay_s` to answer late)."""
+
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    after_accept: bool = False
+
+    @property
+    def performs_operation(self) -> bool:
+        """Whether the real operation runs before this answer (accepted-but-lost, or just late)."""
+        return self.after_accept or self.status is None
+
+
+@dataclass(kw_only=True, slots=True)
+class Fault:
+    method: str | None  # None: any method
+    path: re.Pattern[str]  # searched in the request path
+    responses: deque[FaultResponse]
+
+
+class FaultQueue:
+    """Scripted answers for matching requests, consumed one per request in registration order."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(
+        self, *, method: str | None, path: str, responses: Sequence[FaultResponse], times: int = 1
+    ) -> None:
+        """Queue `responses` (repeated `times` times); raises `re.error` for a bad pattern."""
+        self._faults.append(
+            Fault(
+                method=method.upper() if method else None,
+                path=re.compile(path),
+                responses=deque(list(responses) * times),
+            )
+        )
+
+    def take(self, method: str, path: str) -> FaultResponse | None:
+        for fault in self._faults:
+            if fault.method not in (None, method.upper()) or not fault.path.search(path):
+                continue
+            response = fault.responses.popleft()
+            if not fault.responses:
+                self._faults.remove(fault)
+            return response
+        return None
+
+    def pending(self) -> list[Fault]:
+        return list(self._faults)
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+
+# --- pure helpers -----------------------------------------------------------------------------
+
+
+def page_slice(items: Sequence[T], page: int, limit: int) -> list[T]:
+    """Items of 1-based `page` with `limit` items a page."""
+    start = (page - 1) * limit
+    return list(items[start : start + limit])
+
+
+def check_file_sizes(sizes: Iterable[int]) -> None:
+    """Enforce Omnidesk's attachment limits: 25 MB a file, 50 MB a message."""
+    total = 0
+    for size in sizes:
+        total += size
+        if size > MAX_FILE_BYTES or total > MAX_MESSAGE_FILES_BYTES:
+            raise ApiError(400, "file_too_large")
+
+
+def text_to_html(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
+
+
+def _stored_name(message_id: int, index: int, file_name: str) -> str:
+    # As in the chat attachment urls Omnidesk renders: `24629614_file_0.jpg`.
+    return f"{message_id}_file_{index}{PurePosixPath(file_name).suffix.lower()}"
+
+
+# --- the account ------------------------------------------------------------------------------
+
+
+class SandboxState:
+    """One Omnidesk account. See the module docstring."""
+
+    delete_labels_supported: bool
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sandbox-api-key",
+        bot_email: str = "bot@sandbox.local",
+        filler_staff: int = 120,
+        rate_limit_per_minute: int = 600,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        public_url: str | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.bot_email = bot_email
+        self.clock = clock
+        self.wall_clock = wall_clock
+        # Base of attachment urls; None: the origin the request came in on.
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self._filler_staff = filler_staff
+        self._initial_rate_limit = rate_limit_per_minute
+        self.rate_limiter = RateLimiter(rate_limit_per_minute, clock)
+        self.faults = FaultQueue()
+        self.version = 0  # bumped on every change
+        self._cond = asyncio.Condition()
+        self._wake_task: asyncio.Task[None] | None = None
+        # Cases, messages, users and files keep their counters across resets: an omnibot that
+        # remembers case 2000 must not see a different case 2000 after a reset.
+        self._user_ids = itertools.count(_USER_ID_BASE)
+        self._case_ids = itertools.count(_CASE_ID_BASE)
+        self._message_ids = itertools.count(_MESSAGE_ID_BASE)
+        self._file_ids = itertools.count(_FILE_ID_BASE)
+        self._seed()
+
+    # -- seeding ---------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        # Staff and label ids restart from the same base, so the bot keeps its ids across resets
+        # (omnibot caches them).
+        self._staff_ids = itertools.count(_STAFF_ID_BASE)
+        self._label_ids = itertools.count(_LABEL_ID_BASE)
+        self._rule_ids = itertools.count(1)
+        self.delete_labels_supported = True
+        self.staff: dict[int, Staff] = {}
+        self.users: dict[int, User] = {}
+        self.labels: dict[int, Label] = {}
+        self.cases: dict[int, Case] = {}
+        self.rules: list[Rule] = []
+        self.requests: list[RecordedRequest] = []
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._files: dict[tuple[str, str], Attachment] = {}
+        self.rate_limiter.reset(self._initial_rate_limit)
+        self.faults.clear()
+        # Filler first, so the bot is not on the first page of /api/staff.json (limit 100).
+        for n in range(1, self._filler_staff + 1):
+            self.add_staff(email=f"operator{n:03d}@sandbox.local", full_name=f"Оператор {n}")
+        self.bot_staff_id = self.add_staff(email=self.bot_email, full_name="Бот").staff_id
+        self.bot_label_id = self.add_label(BOT_LABEL_TITLE).label_id
+
+    def reset(self) -> None:
+        """Back to the seeded account: no cases, rules, log, faults; initial limit and variants."""
+        self._seed()
+        self._changed()
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[SandboxState], bool], timeout: float) -> None:  # noqa: ASYNC109 - public interface
+        """Return once `predicate(self)` holds; raise TimeoutError after `timeout` seconds."""
+        async with asyncio.timeout(timeout), self._cond:
+            await self._cond.wait_for(lambda: predicate(self))
+
+    def _changed(self) -> None:
+        """Record a change and wake the waiters.
+
+        Mutations are synchronous, but notifying an asyncio.Condition needs its lock, which only a
+        coroutine can take; so a small task does it. One pending task covers any number of changes:
+        it notifies after they happened, and between its notify and its completion nothing else
+        can run, so no change is left without a wake-up.
+        """
+        self.version += 1
+        if self._wake_task is not None and not self._wake_task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: nobody can be waiting
+        self._wake_task = loop.create_task(self._wake_waiters())
+
+    async def _wake_waiters(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    # -- staff -----------------------------------------------------------------------------
+
+    def add_staff(self, *, email: str, full_name: str, active: bool = True) -> Staff:
+        if self.find_staff_by_email(email) is not None:
+            raise ApiError(400, "email_already_exist")
+        now = self.wall_clock()
+        member = Staff(
+            staff_id=next(self._staff_ids),
+            email=email,
+            full_name=full_name,
+            active=active,
+            created_at=now,
+            updated_at=now,
+        )
+        self.staff[member.staff_id] = member
+        self._changed()
+        return member
+
+    def find_staff_by_email(self, email: str) -> Staff | None:
+        wanted = email.casefold()
+        return next((s for s in self.staff.values() if s.email.casefold() == wanted), None)
+
+    def staff_member(self, staff_id: int) -> Staff:
+        try:
+            return self.staff[staff_id]
+        except KeyError:
+            raise ApiError(404, "staff_not_found") from None
+
+    def set_staff_active(self, staff_id: int, active: bool) -> Staff:
+        member = self.staff_member(staff_id)
+        member.active = active
+        member.updated_at = self.wall_clock()
+        self._changed()
+        return member
+
+    def staff_list(self) -> list[Staff]:
+        return sorted(self.staff.values(), key=lambda s: s.staff_id)
+
+    def authenticate(self, email: str, api_key: str) -> Staff:
+        """The staff member an API request acts as (Basic `staff_email:api_key`)."""
+        member = self.find_staff_by_email(email)
+        if member is None or not hmac.compare_digest(api_key.encode(), self.api_key.encode()):
+            raise ApiError(401, "unauthorized")
+        if not member.active:
+            raise ApiError(403, "staff_not_active")
+        return member
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def add_label(self, title: str) -> Label:
+        title = title.strip()
+        if not title:
+            raise ApiError(400, "label_title_required")
+        if any(label.title == title for label in self.labels.values()):
+            raise ApiError(400, "label_already_exist")
+        label = Label(label_id=next(self._label_ids), title=title)
+        self.labels[label.label_id] = label
+        self._changed()
+        return label
+
+    def label_list(self) -> list[Label]:
+        return sorted(self.labels.values(), key=lambda label: label.label_id)
+
+    # -- users and cases -------------------------------------------------------------------
+
+    def user_for(
+        self, *, user_id: int | None = None, email: str = "", name: str = "", phone: str = ""
+    ) -> User:
+        """The customer writing: a known user by id or e-mail, else a new one."""
+        if user_id is not None:
+            try:
+                return self.users[user_id]
+            except KeyError:
+                raise ApiError(400, "user_not_found") from None
+        if email:
+            wanted = email.casefold()
+            known = next((u for u in self.users.values() if u.email.casefold() == wanted), None)
+            if known is not None:
+                return known
+        user = User(
+            user_id=next(self._user_ids),
+            email=email,
+            full_name=name,
+            phone=phone,
+            created_at=self.wall_clock(),
+        )
+        self.users[user.user_id] = user
+        self._changed()
+        return user
+
+    def case(self, case_id: int) -> Case:
+        """The case; KeyError if unknown (for tests)."""
+        return self.cases[case_id]
+
+    def find_case(self, case_id: int) -> Case:
+        """The case; `case_not_found` if unknown (for the API)."""
+        try:
+            return self.cases[case_id]
+        except KeyError:
+            raise ApiError(404, "case_not_found") from None
+
+    def open_case(self, *, user: User, subject: str) -> Case:
+        case_id = next(self._case_ids)
+        now = self.wall_clock()
+        case = Case(
+            case_id=case_id,
+            case_number=f"{100 + case_id % 900}-{case_id:06d}",
+            subject=subject,
+            user_id=user.user_id,
+            created_at=now,
+            updated_at=now,
+        )
+        self.cases[case_id] = case
+        self._changed()
+        return case
+
+    def edit_case(
+        self,
+        case_id: int,
+        *,
+        labels: list[int] | None = None,
+        add_labels: list[int] | None = None,
+        delete_labels: list[int] | None = None,
+        status: CaseStatus | None = None,
+        group_id: int | None = None,
+        staff_id: int | None = None,
+        subject: str | None = None,
+        priority: str | None = None,
+    ) -> bool:
+        """Apply an edit; return whether the labels changed (that fires "changed" rules).
+
+        Labels: `labels` replaces the set, then `add_labels`, then `delete_labels` (ignored when
+        the account does not support it, as some accounts may: clients must verify and fall back).
+        """
+        case = self.find_case(case_id)
+        for label_id in [*(labels or []), *(add_labels or [])]:
+            if label_id not in self.labels:
+                raise ApiError(400, "label_not_found")
+        if staff_id and staff_id not in self.staff:
+            raise ApiError(400, "staff_not_found")
+        before = list(case.labels)
+        new_labels = list(dict.fromkeys(labels)) if labels is not None else list(case.labels)
+        new_labels += [label_id for label_id in add_labels or [] if label_id not in new_labels]
+        if delete_labels and self.delete_labels_supported:
+            new_labels = [label_id for label_id in new_labels if label_id not in delete_labels]
+        case.labels = new_labels
+        if status is not None:
+            self._set_status(case, status)
+        if group_id is not None:
+            case.group_id = group_id
+        if staff_id is not None:
+            case.staff_id = staff_id
+        if subject is not None:
+            case.subject = subject
+        if priority is not None:
+            case.priority = priority
+        case.updated_at = self.wall_clock()
+        self._changed()
+        return sorted(before) != sorted(case.labels)
+
+    def apply_incoming_rule_actions(self, case_id: int) -> None:
+        """What the seed's incoming rule does besides the webhook: assign the bot, add its label."""
+        case = self.find_case(case_id)
+        case.staff_id = self.bot_staff_id
+        if self.bot_label_id not in case.labels:
+            case.labels.append(self.bot_label_id)
+        self._changed()
+
+    def _set_status(self, case: Case, status: CaseStatus) -> None:
+        case.status = status
+        case.closed_at = self.wall_clock() if status == "closed" else None
+
+    # -- messages --------------------------------------------------------------------------
+
+    def add_customer_message(
+        self, case_id: int, *, text: str, files: Sequence[NewFile], base_url: str
+    ) -> Message:
+        """The customer writes: the case (re)opens."""
+        case = self.find_case(case_id)
+        message = self._append(
+            case,
+            user_id=case.user_id,
+            staff_id=0,
+            content=text,
+            content_html=text_to_html(text),
+            files=files,
+            base_url=base_url,
+            note=False,
+        )
+        self._set_status(case, "open")
+        return message
+
+    def add_staff_message(
+        self,
+        case_id: int,
+        *,
+        staff_id: int,
+        content: str,
+        content_html: str,
+        files: Sequence[NewFile],
+        base_url: str,
+    ) -> Message:
+        """A staff reply: it goes to the customer and the case waits for them."""
+        case = self.find_case(case_id)
+        message = self._append(
+            case,
+            user_id=0,
+            staff_id=staff_id,
+            content=content,
+            content_html=content_html,
+            files=files,
+            base_url=base_url,
+            note=False,
+        )
+        self._set_status(case, "waiting")
+        case.last_response_at = message.created_at
+        return message
+
+    def add_note(
+        self,
+        case_id: int,
+        *,
+        staff_id: int,
+        content: str,
+        content_html: str,
+        files: Sequence[NewFile],
+        base_url: str,
+    ) -> Message:
+        """An internal note: staff only, the status does not change."""
+        case = self.find_case(case_id)
+        return self._append(
+            case,
+            user_id=0,
+            staff_id=staff_id,
+            content=content,
+            content_html=content_html,
+            files=files,
+            base_url=base_url,
+            note=True,
+        )
+
+    def _append(
+        self,
+        case: Case,
+        *,
+        user_id: int,
+        staff_id: int,
+        content: str,
+        content_html: str,
+        files: Sequence[NewFile],
+        base_url: str,
+        note: bool,
+    ) -> Message:
+        check_file_sizes(len(f.content) for f in files)
+        message_id = next(self._message_ids)
+        message = Message(
+            message_id=message_id,
+            case_id=case.case_id,
+            user_id=user_id,
+            staff_id=staff_id,
+            content=content,
+            content_html=content_html,
+            attachments=[self._store_file(message_id, n, f, base_url) for n, f in enumerate(files)],
+            note=note,
+            created_at=self.wall_clock(),
+        )
+        case.messages.append(message)
+        case.updated_at = message.created_at
+        self._changed()
+        return message
+
+    def _store_file(self, message_id: int, index: int, new: NewFile, base_url: str) -> Attachment:
+        url_hash = secrets.token_hex(16)
+        stored_name = _stored_name(message_id, index, new.name)
+        base = self.public_url or base_url.rstrip("/")
+        attachment = Attachment(
+            file_id=next(self._file_ids),
+            file_name=new.name,
+            file_size=len(new.content),
+            mime_type=new.mime_type,
+            sha256=hashlib.sha256(new.content).hexdigest(),
+            url=f"{base}/attachment/download/chat/{url_hash}/{stored_name}",
+            url_hash=url_hash,
+            stored_name=stored_name,
+            content=new.content,
+        )
+        self._files[url_hash, stored_name] = attachment
+        return attachment
+
+    def attachment(self, url_hash: str, stored_name: str) -> Attachment | None:
+        return self._files.get((url_hash, stored_name))
+
+    def messages(self, case_id: int) -> list[Message]:
+        """Replies and notes of the case, oldest first (what /messages.json lists)."""
+        return list(self.case(case_id).messages)
+
+    def staff_messages(self, case_id: int) -> list[Message]:
+        return [m for m in self.case(case_id).messages if not m.note and m.staff_id != 0]
+
+    def customer_messages(self, case_id: int) -> list[Message]:
+        return [m for m in self.case(case_id).messages if not m.note and m.user_id != 0]
+
+    def notes(self, case_id: int) -> list[Message]:
+        return [m for m in self.case(case_id).messages if m.note]
+
+    # -- rules, log, knobs -----------------------------------------------------------------
+
+    def add_rule(self, *, webhook_url: str, on: RuleEvent, require_label: bool, body: Any) -> Rule:
+        rule = Rule(
+            rule_id=next(self._rule_ids),
+            webhook_url=webhook_url,
+            on=on,
+            require_label=require_label,
+            body=body,
+        )
+        self.rules.append(rule)
+        self._changed()
+        return rule
+
+    def clear_rules(self) -> None:
+        self.rules.clear()
+        self._changed()
+
+    def record_delivery(self, delivery: WebhookDelivery) -> None:
+        self.webhook_deliveries.append(delivery)
+        self._changed()
+
+    def clear_deliveries(self) -> None:
+        self.webhook_deliveries.clear()
+        self._changed()
+
+    def start_request(self, record: RecordedRequest) -> None:
+        self.requests.append(record)
+        self._changed()
+
+    def finish_request(self, record: RecordedRequest, status: int) -> None:
+        record.status = status
+        self._changed()
+
+    def clear_requests(self) -> None:
+        self.requests.clear()
+        self._changed()
+
+    def set_rate_limit(self, per_minute: int) -> None:
+        self.rate_limiter.reset(per_minute)
+        self._changed()
+
+    def set_delete_labels_supported(self, supported: bool) -> None:
+        self.delete_labels_supported = supported
+        self._changed()

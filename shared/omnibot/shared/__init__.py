@@ -1,0 +1,1 @@
+"""Shared core of omnibot: wire messages, settings, AMQP topology and plumbing, storage, logging."""

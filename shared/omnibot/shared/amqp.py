@@ -1,0 +1,320 @@
+"""AMQP plumbing: confirmed publishing and the one consumer wrapper that turns outcomes into verbs.
+
+Handlers never ack. They return (success → ack) or raise:
+- `TransientError` → try again later: in place (the message stays unacked and holds its chat, which
+  keeps the chat's order) or through a delay tier (frees the slot; the handler must tolerate
+  reordering, as egress does with its per-chat sequence numbers);
+- `PermanentError`, or a body that cannot be decoded → dead letter, with the reason in headers;
+- anything else → treated as transient, dead-lettered after `max_attempts`.
+Messages of one chat (`chat_key` header) are handled one at a time, in delivery order; different
+chats run concurrently up to the prefetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from omnibot.shared.backoff import backoff_delay
+from omnibot.shared.errors import Deferred, PermanentError, TransientError
+from omnibot.shared.logs import bind
+from omnibot.shared.topology import Stage, retry_tier_ms
+
+log = logging.getLogger(__name__)
+
+ATTEMPT_HEADER = "x-attempt"
+DEFERRALS_HEADER = "x-deferrals"
+AMBIGUOUS_HEADER = "x-ambiguous"
+CHAT_KEY_HEADER = "chat_key"
+
+
+async def connect(url: str, *, name: str) -> AbstractRobustConnection:
+    """A robust connection: reconnects and restores channels, consumers and QoS by itself."""
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, timeout=10)
+
+
+class Publisher:
+    """Publishes persistent messages and returns only once the broker confirmed them."""
+
+    def __init__(
+        self, channel: AbstractChannel, exchange: AbstractExchange, stage: Stage, *, timeout_s: float = 10.0
+    ):
+        self._channel = channel
+        self._exchange = exchange
+        self._stage = stage
+        self._timeout_s = timeout_s
+
+    @classmethod
+    async def open(cls, connection: AbstractRobustConnection, stage: Stage) -> Publisher:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(stage.name, ensure=False)
+        return cls(channel, exchange, stage)
+
+    @property
+    def is_ready(self) -> bool:
+        return not self._channel.is_closed
+
+    async def publish(
+        self, chat_key: str, body: bytes, *, message_id: str, headers: dict[str, Any] | None = None
+    ) -> None:
+        """Raises TransientError when the broker did not confirm (nothing is known to be queued)."""
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id,
+            timestamp=time.time(),
+            headers={CHAT_KEY_HEADER: chat_key, **(headers or {})},
+        )
+        try:
+            await self._exchange.publish(
+                message, routing_key=self._stage.route(chat_key), mandatory=True, timeout=self._timeout_s
+            )
+        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+            raise TransientError(f"broker did not confirm the publish: {type(exc).__name__}") from exc
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    acked: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    in_flight: int = 0
+
+
+class ChatSerializer:
+    """Runs the work of one key strictly after the previous work of that key, in arrival order."""
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Future[None]] = {}
+
+    def claim(self, key: str) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
+        # Must be called synchronously on arrival: arrival order is the order of claims.
+        previous = self._tails.get(key)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[key] = mine
+        return previous, mine
+
+    def release(self, key: str, mine: asyncio.Future[None]) -> None:
+        mine.set_result(None)
+        if self._tails.get(key) is mine:
+            del self._tails[key]
+
+
+class StageConsumer:
+    """Consumes every partition queue of a stage through one handler."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        stage: Stage,
+        handler: Handler,
+        *,
+        prefetch: int,
+        retry_mode: Literal["in_place", "delayed"],
+        max_attempts: int = 10,
+        max_unexpected_attempts: int = 5,
+        max_backoff_s: float = 60.0,
+        name: str,
+    ) -> None:
+        self._connection = connection
+        self._stage = stage
+        self._handler = handler
+        self._prefetch = prefetch
+        self._retry_mode = retry_mode
+        self._max_attempts = max_attempts
+        self._max_unexpected_attempts = max_unexpected_attempts
+        self._max_backoff_s = max_backoff_s
+        self._name = name
+        self._serializer = ChatSerializer()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._channel: AbstractChannel | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._stopping = asyncio.Event()
+        self.stats = ConsumerStats()
+
+    async def start(self) -> None:
+        self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._channel = await self._connection.channel()
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        for queue_name in self._stage.partition_queues:
+            queue = await self._channel.get_queue(queue_name, ensure=False)
+            tag = await queue.consume(self._on_message)
+            self._consumers.append((queue, tag))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopping.is_set():
+            # Stopping: hand it back untouched; another replica (or our restart) will take it.
+            await message.nack(requeue=True)
+            return
+        key = (message.headers or {}).get(CHAT_KEY_HEADER)
+        chat = key if isinstance(key, str) else f"message:{message.delivery_tag}"
+        previous, mine = self._serializer.claim(chat)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        self.stats.in_flight += 1
+        try:
+            if previous is not None:
+                await previous
+            await self._process(message)
+        finally:
+            self.stats.in_flight -= 1
+            self._serializer.release(chat, mine)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        attempt = _attempt_of(message)
+        while True:
+            with bind(message_id=message.message_id, attempt=attempt, consumer=self._name):
+                try:
+                    await self._handler(message)
+                except PermanentError as exc:
+                    await self._dead_letter(message, str(exc), attempt)
+                    return
+                except Deferred as exc:
+                    deferrals = _int_header(message, DEFERRALS_HEADER, 0)
+                    delay = min(exc.delay_s * (2 ** min(deferrals, 8)), 30.0)
+                    await self._schedule_retry(message, {DEFERRALS_HEADER: deferrals + 1}, delay)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    transient = isinstance(exc, TransientError)
+                    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+                    if not transient:
+                        log.exception("handler failed unexpectedly")
+                    limit = (
+                        self._max_attempts
+                        if transient
+                        else min(self._max_attempts, self._max_unexpected_attempts)
+                    )
+                    if attempt >= limit:
+                        await self._dead_letter(message, f"gave up after {attempt} attempts: {exc}", attempt)
+                        return
+                    delay = backoff_delay(attempt, cap_s=self._max_backoff_s, retry_after=retry_after)
+                    self.stats.retried += 1
+                    log.warning("attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
+                    if self._retry_mode == "delayed":
+                        headers: dict[str, Any] = {ATTEMPT_HEADER: attempt + 1}
+                        if isinstance(exc, TransientError) and exc.ambiguous:
+                            headers[AMBIGUOUS_HEADER] = True
+                        await self._schedule_retry(message, headers, delay)
+                        return
+                    if self._stopping.is_set():
+                        await message.nack(requeue=True)
+                        return
+                    await self._sleep_unless_stopping(delay)
+                    attempt += 1
+                    continue
+                await message.ack()
+                self.stats.acked += 1
+                return
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def _republish(
+        self, exchange_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
+    ) -> None:
+        assert self._publish_channel is not None
+        exchange = await self._publish_channel.get_exchange(exchange_name, ensure=False)
+        copy = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            timestamp=message.timestamp,
+            headers={**(message.headers or {}), **headers},
+        )
+        await exchange.publish(copy, routing_key=message.routing_key or "", timeout=10)
+
+    async def _schedule_retry(
+        self, message: AbstractIncomingMessage, headers: dict[str, Any], delay: float
+    ) -> None:
+        tier = retry_tier_ms(delay)
+        try:
+            await self._republish(self._stage.retry_exchange(tier), message, headers)
+        except Exception:
+            log.warning("could not schedule a retry; requeueing", exc_info=True)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, attempt: int) -> None:
+        log.error("dead-lettering: %s", reason)
+        headers = {
+            "x-error": reason[:2000],
+            ATTEMPT_HEADER: attempt,
+            "x-dead-at": time.time(),
+            "x-stage": self._stage.name,
+        }
+        try:
+            await self._republish(self._stage.dead, message, headers)
+        except Exception:
+            log.warning("could not dead-letter; requeueing", exc_info=True)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+        self.stats.dead_lettered += 1
+
+    async def stop(self, timeout_s: float) -> None:
+        """Stop taking work, let in-flight work finish up to the timeout, cancel the rest."""
+        self._stopping.set()
+        for queue, tag in self._consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception:
+                log.debug("cancel failed", exc_info=True)
+        pending = set(self._tasks)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=2)
+        for channel in (self._channel, self._publish_channel):
+            if channel is not None and not channel.is_closed:
+                await channel.close()
+
+
+def _int_header(message: AbstractIncomingMessage, name: str, default: int) -> int:
+    value = (message.headers or {}).get(name, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _attempt_of(message: AbstractIncomingMessage) -> int:
+    return max(1, _int_header(message, ATTEMPT_HEADER, 1))
+
+
+def attempt_of(message: AbstractIncomingMessage) -> int:
+    """The attempt number of a delivery (1 for the first), for handlers that must know it."""
+    return _attempt_of(message)
+
+
+def was_ambiguous(message: AbstractIncomingMessage) -> bool:
+    """True if this message may already have taken effect: redelivered, or an unclear failure before."""
+    return bool(message.redelivered) or (message.headers or {}).get(AMBIGUOUS_HEADER) is True

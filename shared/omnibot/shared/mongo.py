@@ -1,0 +1,29 @@
+"""Opening MongoDB: the URL from settings (or the development server) and the indexes we rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from omnibot.shared.devmongo import ensure_dev_mongo
+from omnibot.shared.settings import Settings
+
+Document = dict[str, Any]
+
+
+def mongodb_url(settings: Settings) -> str:
+    return settings.mongodb_url or ensure_dev_mongo(settings.data_dir)
+
+
+def open_client(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(mongodb_url(settings), serverSelectionTimeoutMS=10_000, tz_aware=True)
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Idempotent; every process that writes a collection calls it at start-up."""
+    await db.channels.create_index([("domain", ASCENDING), ("email", ASCENDING)])
+    await db.agent_versions.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True)
+    await db.chats.create_index([("channel_id", ASCENDING), ("updated_at", ASCENDING)])
+    await db.transcripts.create_index([("chat", ASCENDING), ("seq", ASCENDING)])

@@ -1,0 +1,100 @@
+"""Configuration from the environment: one frozen Struct, validated at start-up (fail fast).
+
+Every variable is documented in the README with its default. Tests build `Settings` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    env: Literal["development", "production"] = "development"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefix for every exchange and queue name, so test runs never see each other's messages.
+    amqp_namespace: str = ""
+    mongodb_url: str = ""  # empty: development starts a local MongoDB-protocol server
+    mongodb_db: str = "omnibot"
+    public_base_url: str = "http://127.0.0.1:8080"
+    ingress_host: str = "0.0.0.0"
+    ingress_port: int = 8080
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8081
+    admin_token: str = ""
+    secret_key: str = ""
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    chat_partitions: int = 8
+    dialog_prefetch: int = 32
+    egress_prefetch: int = 32
+    max_body_bytes: int = 1024 * 1024
+    omnidesk_allow_http: bool = False
+    omnidesk_timeout_s: float = 10.0
+    external_request_allow_networks: str = ""
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8090
+    shutdown_timeout_s: float = 20.0
+    data_dir: str = ".omnibot"  # development only: local MongoDB-protocol server data, dev secret key
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+_PREFIX_FREE = {
+    "env": "OMNIBOT_ENV",
+    "data_dir": "OMNIBOT_DATA_DIR",
+}
+
+
+def env_name(field: str) -> str:
+    return _PREFIX_FREE.get(field, field.upper())
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables (`AMQP_URL`, `INGRESS_PORT`, ...)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    for field in Settings.__struct_fields__:
+        name = env_name(field)
+        if name in environ and environ[name] != "":
+            raw[field] = environ[name]
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(str(exc))) from None
+    _check(settings)
+    return settings
+
+
+def _explain(message: str) -> str:
+    # msgspec says "... - at `$.ingress_port`"; name the environment variable instead.
+    if "`$." in message:
+        field = message.rsplit("`$.", 1)[1].rstrip("`")
+        return f"{env_name(field)}: {message.split(' - at ')[0]}"
+    return message
+
+
+def _check(settings: Settings) -> None:
+    if settings.chat_partitions < 1 or settings.chat_partitions > 1024:
+        raise SettingsError("CHAT_PARTITIONS: must be between 1 and 1024")
+    for name in ("dialog_prefetch", "egress_prefetch"):
+        if getattr(settings, name) < 1:
+            raise SettingsError(f"{env_name(name)}: must be at least 1")
+    if not settings.public_base_url.startswith(("http://", "https://")):
+        raise SettingsError("PUBLIC_BASE_URL: must start with http:// or https://")
+    if settings.is_production:
+        if not settings.mongodb_url:
+            raise SettingsError("MONGODB_URL: required when OMNIBOT_ENV=production")
+        if not settings.secret_key:
+            raise SettingsError("SECRET_KEY: required when OMNIBOT_ENV=production")
+        if not settings.admin_token or len(settings.admin_token) < 24:
+            raise SettingsError("ADMIN_TOKEN: required (24+ characters) when OMNIBOT_ENV=production")

@@ -1,0 +1,124 @@
+"""Every RabbitMQ name omnibot uses, and the declaration of that topology.
+
+Each stage (`chat.inbound`, `chat.outbound`) is owned by its producer and has:
+- a direct exchange `<stage>` routing to `<stage>.p<N>` partition queues. The partition of a chat is
+  a stable hash of its key, so all messages of one chat go to one queue, in publish order. Each
+  partition queue is single-active-consumer: at most one consumer in the cluster receives from it,
+  which keeps a chat's messages in order across replicas; a standby takes over when it dies.
+- fixed delay tiers `<stage>.retry.<ms>`: fanout exchange + queue with a message TTL that
+  dead-letters back into `<stage>` with the original routing key (so back into the same partition).
+  Fixed tiers rather than per-message TTL, because per-message TTL only expires at the queue head.
+- a dead-letter exchange and queue `<stage>.dead` for what must not be retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange
+
+# Delay tiers for retries, in milliseconds. A wanted delay is rounded up to the next tier.
+RETRY_TIERS_MS: tuple[int, ...] = (250, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000)
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Stable partition of a chat key (the same in every process and every release)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+def retry_tier_ms(delay_s: float) -> int:
+    wanted = max(0.0, delay_s) * 1000
+    for tier in RETRY_TIERS_MS:
+        if tier >= wanted:
+            return tier
+    return RETRY_TIERS_MS[-1]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The names of one pipeline stage, e.g. `chat.inbound`."""
+
+    name: str
+    partitions: int
+
+    def routing_key(self, partition: int) -> str:
+        return f"p{partition}"
+
+    def route(self, key: str) -> str:
+        return self.routing_key(partition_of(key, self.partitions))
+
+    def partition_queue(self, partition: int) -> str:
+        return f"{self.name}.p{partition}"
+
+    @property
+    def partition_queues(self) -> list[str]:
+        return [self.partition_queue(p) for p in range(self.partitions)]
+
+    def retry_exchange(self, tier_ms: int) -> str:
+        return f"{self.name}.retry.{tier_ms}"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.name}.dead"
+
+
+@dataclass(frozen=True)
+class Topology:
+    inbound: Stage
+    outbound: Stage
+
+    @classmethod
+    def build(cls, namespace: str, partitions: int) -> Topology:
+        prefix = f"{namespace}." if namespace else ""
+        return cls(
+            inbound=Stage(f"{prefix}chat.inbound", partitions),
+            outbound=Stage(f"{prefix}chat.outbound", partitions),
+        )
+
+    @property
+    def stages(self) -> tuple[Stage, Stage]:
+        return (self.inbound, self.outbound)
+
+
+async def declare_stage(channel: AbstractChannel, stage: Stage) -> AbstractExchange:
+    """Declare one stage idempotently; returns its main exchange."""
+    main = await channel.declare_exchange(stage.name, aio_pika.ExchangeType.DIRECT, durable=True)
+    dead = await channel.declare_exchange(stage.dead, aio_pika.ExchangeType.FANOUT, durable=True)
+    dead_queue = await channel.declare_queue(stage.dead, durable=True)
+    await dead_queue.bind(dead)
+    for partition in range(stage.partitions):
+        queue = await channel.declare_queue(
+            stage.partition_queue(partition),
+            durable=True,
+            arguments={"x-single-active-consumer": True, "x-dead-letter-exchange": stage.dead},
+        )
+        await queue.bind(main, routing_key=stage.routing_key(partition))
+    for tier in RETRY_TIERS_MS:
+        retry = await channel.declare_exchange(
+            stage.retry_exchange(tier), aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        retry_queue = await channel.declare_queue(
+            stage.retry_exchange(tier),
+            durable=True,
+            arguments={"x-message-ttl": tier, "x-dead-letter-exchange": stage.name},
+        )
+        await retry_queue.bind(retry)
+    return main
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    for stage in topology.stages:
+        await declare_stage(channel, stage)
+
+
+async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Remove every queue and exchange of a namespace (tests clean up after themselves)."""
+    for stage in topology.stages:
+        names = [stage.dead, *stage.partition_queues, *(stage.retry_exchange(t) for t in RETRY_TIERS_MS)]
+        for queue in names:
+            await channel.queue_delete(queue)
+        for exchange in [stage.name, stage.dead, *(stage.retry_exchange(t) for t in RETRY_TIERS_MS)]:
+            await channel.exchange_delete(exchange)

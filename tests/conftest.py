@@ -1,0 +1,121 @@
+"""Test infrastructure: a real RabbitMQ and a real MongoDB-protocol server, isolated per test.
+
+- RabbitMQ: AMQP_URL (default: the local broker); each test gets its own name prefix.
+- MongoDB: MONGODB_URL when set; else a MongoDB container when a Docker engine answers; else one
+  SecantusDB process for the session (see ../shared/docs/environment.md). Each test gets its own
+  database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+from pymongo import AsyncMongoClient
+
+from omnibot.shared.crypto import generate_key
+from omnibot.shared.devmongo import start_server, wait_until_up
+from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, delete_topology
+
+AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _docker_engine_answers() -> bool:
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=2)
+    except Exception:  # noqa: BLE001 - no client library or no configuration: no engine
+        return False
+    try:
+        client.ping()
+    except Exception:  # noqa: BLE001 - no engine, or no permission: either way "no"
+        return False
+    finally:
+        client.close()
+    return True
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    if os.environ.get("MONGODB_URL"):
+        yield os.environ["MONGODB_URL"]
+        return
+    if _docker_engine_answers():
+        from testcontainers.mongodb import MongoDbContainer
+
+        with MongoDbContainer("mongo:8") as container:
+            yield container.get_connection_url()
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="omnibot-mongo-") as tmp:
+        process = start_server(":memory:", port, Path(tmp) / "server.log")
+        try:
+            wait_until_up(port, process)
+            yield f"mongodb://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(mongo_url: str, unique: str) -> Settings:
+    ingress_port = free_port()
+    return Settings(
+        amqp_url=AMQP_URL,
+        amqp_namespace=f"test-{unique}",
+        mongodb_url=mongo_url,
+        mongodb_db=f"omnibot_test_{unique}",
+        public_base_url=f"http://127.0.0.1:{ingress_port}",
+        ingress_host="127.0.0.1",
+        ingress_port=ingress_port,
+        secret_key=generate_key(),
+        chat_partitions=4,
+        omnidesk_allow_http=True,
+        omnidesk_timeout_s=3.0,
+        external_request_allow_networks="127.0.0.0/8",
+        shutdown_timeout_s=5.0,
+        data_dir=tempfile.mkdtemp(prefix="omnibot-data-"),
+    )
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    """A connection for the test itself; removes the test's queues and exchanges afterwards."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    yield connection
+    async with connection.channel() as channel:
+        await delete_topology(channel, Topology.build(settings.amqp_namespace, settings.chat_partitions))
+    await connection.close()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[object]:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    yield client[settings.mongodb_db]
+    await client.drop_database(settings.mongodb_db)
+    await client.close()

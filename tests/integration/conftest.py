@@ -1,0 +1,53 @@
+"""The whole pipeline, in this process: ingress, dialog, egress, the sandbox Omnidesk."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from omnibot.dialog.service import serve_dialog
+from omnibot.egress.service import serve_egress
+from omnibot.ingress.service import serve_ingress
+from omnibot.sandbox.state import SandboxState
+from omnibot.shared.settings import Settings
+from tests.conftest import free_port
+from tests.harness import ServiceTask, add_rules, running_sandbox, setup_channel
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    sandbox: SandboxState
+    sandbox_url: str
+    channel: dict[str, Any]
+    services: dict[str, ServiceTask]
+
+    @property
+    def webhook_url(self) -> str:
+        return str(self.channel["webhook_url"])
+
+
+@pytest.fixture
+async def sandbox(settings: Settings) -> AsyncIterator[tuple[SandboxState, str]]:
+    async with running_sandbox(free_port()) as running:
+        yield running
+
+
+@pytest.fixture
+async def pipeline(
+    settings: Settings, broker: object, db: object, sandbox: tuple[SandboxState, str]
+) -> AsyncIterator[Pipeline]:
+    state, url = sandbox
+    services = {"ingress": ServiceTask("ingress", serve_ingress, settings)}
+    await services["ingress"].wait_ready()
+    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
+        services[name] = ServiceTask(name, serve, settings)
+        await services[name].wait_ready()
+    channel = await setup_channel(settings, state, url)
+    await add_rules(url, channel["webhook_url"])
+    yield Pipeline(settings, state, url, channel, services)
+    for service in reversed(list(services.values())):
+        await service.stop()
