@@ -1,7 +1,9 @@
 # omnibot: the obvious targets. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# A pinned uv of our own, so every machine resolves and installs the same way.
+UV := .tools/bin/uv
+UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
@@ -12,7 +14,8 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(UV):
-	@python3 -m venv .tools && .tools/bin/pip install --quiet 'uv==0.13.*'
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
 
 $(BIN)/omnibot: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen

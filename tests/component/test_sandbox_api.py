@@ -199,17 +199,23 @@ async def test_post_message_as_multipart_with_files(client: Client, state: Sandb
     form.add_field("message[content_html]", "<p>Документы во вложении</p>")
     form.add_field("message[attachments][0]", photo, filename="photo.png", content_type="image/png")
     form.add_field("message[attachments][1]", report, filename="report.pdf")
+    form.add_field(
+        "message[attachments][2]", "строка", filename="notes.txt", content_type="text/plain; charset=utf-8"
+    )
+    form.add_field("attachments[0]", b"ignored", filename="wrong-field.bin")  # not Omnidesk's field name
     response = await client.post(f"/api/cases/{case_id}/messages.json", data=form, headers=auth(state))
     assert response.status == 201
     wire = (await response.json())["message"]
     assert [(a["file_name"], a["file_size"], a["mime_type"]) for a in wire["attachments"]] == [
         ("photo.png", len(photo), "image/png"),
         ("report.pdf", len(report), "application/pdf"),
+        ("notes.txt", len("строка".encode()), "text/plain"),
     ]
     (stored,) = state.staff_messages(case_id)
     assert [a.sha256 for a in stored.attachments] == [
         hashlib.sha256(photo).hexdigest(),
         hashlib.sha256(report).hexdigest(),
+        hashlib.sha256("строка".encode()).hexdigest(),
     ]
     assert stored.content == "Документы во вложении"
 
@@ -218,10 +224,13 @@ async def test_post_message_as_multipart_with_files(client: Client, state: Sandb
 
     record = state.requests[-2]  # the download was recorded after the post
     assert record.form["message[content]"] == "Документы во вложении"
-    assert [(f.field, f.name, f.size) for f in record.files] == [
-        ("message[attachments][0]", "photo.png", len(photo)),
-        ("message[attachments][1]", "report.pdf", len(report)),
+    assert [(f.field, f.name) for f in record.files] == [
+        ("message[attachments][0]", "photo.png"),
+        ("message[attachments][1]", "report.pdf"),
+        ("message[attachments][2]", "notes.txt"),
+        ("attachments[0]", "wrong-field.bin"),
     ]
+    assert record.files[0].size == len(photo)
 
 
 async def test_multipart_file_over_25_mb_is_refused(client: Client, state: SandboxState) -> None:

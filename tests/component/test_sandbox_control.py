@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 from yarl import URL
 
-from omnibot.sandbox.app import build_app
+from omnibot.sandbox.app import build_app, run_sandbox
 from omnibot.sandbox.control import demo_file_bytes
 from omnibot.sandbox.state import SandboxState
 
@@ -306,3 +308,38 @@ async def test_demo_files_have_the_asked_size_and_type(client: Client, state: Sa
     assert body == demo_file_bytes(name, 70_000)
     assert (await client.get("/files/a.bin", params={"size": -1})).status == 400
     assert state.requests[0].path == f"/files/{name}"  # downloads are logged like API calls
+
+
+class _SignalOnLog(logging.Handler):
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__(logging.INFO)
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.event.set()
+
+
+async def test_run_sandbox_serves_until_cancelled(state: SandboxState) -> None:
+    started = asyncio.Event()
+    logger = logging.getLogger("omnibot.sandbox.app")
+    handler, previous_level = _SignalOnLog(started), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    port = unused_port()
+    serving = asyncio.create_task(run_sandbox("127.0.0.1", port, state))
+    try:
+        await asyncio.wait_for(started.wait(), timeout=10)  # logged once the port is bound
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/sandbox") as response,
+        ):
+            info = await response.json()
+        assert (response.status, info["bot_staff_id"]) == (200, state.bot_staff_id)
+        assert info["omnidesk_domain"] == f"http://127.0.0.1:{port}"
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+    assert serving.cancelled()

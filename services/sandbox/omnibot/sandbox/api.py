@@ -364,7 +364,7 @@ async def _read_multipart(request: web.Request, root: str) -> _Draft:
             limit = min(MAX_FILE_BYTES, MAX_MESSAGE_FILES_BYTES - files_total)
             data = await _read_part(part, limit, "file_too_large")
             files_total += len(data)
-            declared = part.headers.get(hdrs.CONTENT_TYPE, "")
+            declared = part.headers.get(hdrs.CONTENT_TYPE, "").split(";")[0].strip()
             mime = (
                 declared if declared and declared != "application/octet-stream" else guess_mime(part.filename)
             )
@@ -652,7 +652,8 @@ class OmnideskApi:
         attachment = self._state.attachment(request.match_info["url_hash"], request.match_info["name"])
         if attachment is None:
             raise ApiError(404, "not_found")
-        return web.Response(body=attachment.content, content_type=attachment.mime_type)
+        # As a header, not `content_type=`: a declared type may carry parameters (`; charset=...`).
+        return web.Response(body=attachment.content, headers={hdrs.CONTENT_TYPE: attachment.mime_type})
 
 
 async def _pause(seconds: float) -> None:

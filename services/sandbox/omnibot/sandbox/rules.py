@@ -164,8 +164,11 @@ class RuleRunner:
 
         `[case_description]` is then the customer's latest message (nothing new was written).
         """
+        rules = changed_rules(self._state, case)
+        if not rules:
+            return
         customer = [m for m in case.messages if not m.note and m.user_id != 0]
-        self._fire(case, changed_rules(self._state, case), customer[-1] if customer else None)
+        self._fire(case, rules, customer[-1] if customer else None)
 
     def _fire(
         self, case: Case, rules: list[Rule], message: Message | None

@@ -31,6 +31,8 @@ T = TypeVar("T")
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_MESSAGE_FILES_BYTES = 50 * 1024 * 1024
 
+MAX_LOGGED = 10_000  # requests and webhook deliveries kept
+
 BOT_LABEL_TITLE = "На боте"
 CaseStatus = Literal["open", "waiting", "closed"]
 CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "waiting", "closed")
@@ -310,6 +312,12 @@ def check_file_sizes(sizes: Iterable[int]) -> None:
 
 def text_to_html(text: str) -> str:
     return html.escape(text).replace("\n", "<br>")
+
+
+def _trim(log: list[Any]) -> None:
+    """Keep the newest MAX_LOGGED entries: a sandbox left running must not grow without bound."""
+    if len(log) > MAX_LOGGED:
+        del log[: len(log) - MAX_LOGGED]
 
 
 def _stored_name(message_id: int, index: int, file_name: str) -> str:
@@ -740,6 +748,7 @@ class SandboxState:
 
     def record_delivery(self, delivery: WebhookDelivery) -> None:
         self.webhook_deliveries.append(delivery)
+        _trim(self.webhook_deliveries)
         self._changed()
 
     def clear_deliveries(self) -> None:
@@ -748,6 +757,7 @@ class SandboxState:
 
     def start_request(self, record: RecordedRequest) -> None:
         self.requests.append(record)
+        _trim(self.requests)
         self._changed()
 
     def finish_request(self, record: RecordedRequest, status: int) -> None:
