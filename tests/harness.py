@@ -31,7 +31,8 @@ async def running_sandbox(
     port: int, state: SandboxState | None = None
 ) -> AsyncIterator[tuple[SandboxState, str]]:
     state = state or SandboxState()
-    runner = web.AppRunner(build_app(state), access_log=None)
+    # Short: a test may leave a deliberately late answer pending (fault injection).
+    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:

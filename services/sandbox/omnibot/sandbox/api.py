@@ -509,8 +509,9 @@ class OmnideskApi:
                 )
                 return _rate_headers(refused, decision)
         fault = self._state.faults.take(request.method, request.path)
-        if fault is not None and fault.status is not None and not fault.after_accept:
+        if fault is not None and not fault.performs_operation:
             # Refused before anything happened (a proxy error, an outage, a scripted 429...).
+            assert fault.status is not None  # only a fault with a status skips the operation
             await _pause(fault.delay_s)
             return _rate_headers(_fault_response(fault, fault.status), decision)
         response = await answer_errors(request, self._authenticated(handler) if decision else handler)
