@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from omnibot.dialog.agent import Agent, load_agent
-from omnibot.shared.agents import AgentVersion, MongoAgentStore
+from omnibot.shared.agents import AgentVersion
 from omnibot.shared.errors import PermanentError
+
+
+class AgentSource(Protocol):
+    async def published(self, name: str) -> AgentVersion | None: ...
+
+    async def get_version(self, name: str, version: int) -> AgentVersion | None: ...
 
 
 class AgentCatalog:
     def __init__(
-        self, store: MongoAgentStore, *, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self, store: AgentSource, *, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic
     ):
         self._store = store
         self._ttl_s = ttl_s
