@@ -8,9 +8,7 @@ import aiohttp
 import pytest
 
 from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
-from omnibot.egress.client import OmnideskClient
 from omnibot.egress.deliver import Deliverer
-from omnibot.egress.throttle import AccountThrottle
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
@@ -18,6 +16,8 @@ from omnibot.shared.crypto import SecretBox, generate_key
 from omnibot.shared.deliveries import MemoryDeliveryStore
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.messages import SendText, TransferToOperator
+from omnibot.shared.omnidesk import OmnideskClient
+from omnibot.shared.ratelimit import AccountThrottle
 from tests.conftest import free_port
 from tests.harness import running_sandbox
 

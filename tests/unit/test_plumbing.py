@@ -3,12 +3,12 @@
 import pytest
 
 from omnibot.admin.validation import email_problem, normalise_domain
-from omnibot.egress.client import Account, list_items
 from omnibot.egress.render import reply_body, same_text, text_to_html
-from omnibot.egress.throttle import AccountThrottle, header
 from omnibot.shared.backoff import backoff_delay
 from omnibot.shared.crypto import SecretBox, SecretKeyError, fingerprint, generate_key, mask, same_secret
 from omnibot.shared.errors import TransientError
+from omnibot.shared.omnidesk import Account, list_items
+from omnibot.shared.ratelimit import AccountThrottle, header
 from omnibot.shared.settings import SettingsError, load_settings
 from omnibot.shared.topology import RETRY_TIERS_MS, Topology, partition_of, retry_tier_ms
 

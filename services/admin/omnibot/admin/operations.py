@@ -16,13 +16,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from omnibot.admin.validation import api_key_problem, email_problem, normalise_domain, title_problem
 from omnibot.dialog.agent import AgentInvalid, dump_agent, load_agent
-from omnibot.egress.client import Account, OmnideskClient
-from omnibot.egress.throttle import AccountThrottle
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channels import Channel, MongoChannelStore
 from omnibot.shared.crypto import SecretBox, fingerprint, mask, new_webhook_secret
 from omnibot.shared.errors import OmnibotError
 from omnibot.shared.mongo import Document
+from omnibot.shared.omnidesk import Account, OmnideskClient
+from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 
 

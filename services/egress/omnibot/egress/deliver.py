@@ -16,7 +16,6 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from omnibot.egress.client import Account, OmnideskClient
 from omnibot.egress.render import note_body, reply_body, same_text, text_to_html
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
@@ -25,6 +24,7 @@ from omnibot.shared.deliveries import Cursor, DeliveryStore
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
 from omnibot.shared.messages import OutboundAction, SendFile, SendText, TransferToOperator, chat_key
+from omnibot.shared.omnidesk import Account, OmnideskClient
 
 log = logging.getLogger(__name__)
 

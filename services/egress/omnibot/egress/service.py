@@ -12,25 +12,25 @@ from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
 
 from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
-from omnibot.egress.client import OmnideskClient
 from omnibot.egress.deliver import Deliverer
-from omnibot.egress.throttle import AccountThrottle
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.health import heartbeat
 from omnibot.shared.messages import outbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.omnidesk import OmnideskClient
+from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 8
-REDRIVE_HEADER = "x-redrive"
 
 
 def outbound_handler(deliverer: Deliverer) -> amqp.Handler:

@@ -1,4 +1,4 @@
-"""The Omnidesk REST API as egress uses it: authentication, list shapes, and failure meanings.
+"""The Omnidesk REST API as omnibot uses it: authentication, list shapes, and failure meanings.
 
 Failures are sorted here, once: a rate limit or a server/network fault is a TransientError (marked
 ambiguous when the request may have taken effect: a POST that timed out or got a 5xx answer); a
@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from omnibot.egress.throttle import AccountThrottle
 from omnibot.shared.errors import PermanentError, TransientError
+from omnibot.shared.ratelimit import AccountThrottle
 
 log = logging.getLogger(__name__)
 
