@@ -12,12 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 from yarl import URL
 
 from omnibot.sandbox.app import SANDBOX_STATE, build_app
 from omnibot.sandbox.control import demo_file_bytes
-from omnibot.sandbox.state import MAX_FILE_BYTES, SandboxState
+from omnibot.sandbox.state import MAX_FILE_BYTES, FaultResponse, SandboxState
 
 Client = TestClient[Any, Any]
 
@@ -429,3 +430,27 @@ async def test_request_log_redacts_credentials_and_keeps_the_body(
     logged = await (await client.get("/sandbox/requests", params={"method": "put"})).json()
     assert logged["count"] == 1
     assert logged["requests"][0]["json"] == record.json
+
+
+async def test_shutdown_cuts_a_scripted_delay_short(state: SandboxState) -> None:
+    # AppRunner as in production: handlers are not cancelled when the client leaves.
+    runner = web.AppRunner(build_app(state))
+    await runner.setup()
+    port = unused_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        case = state.open_case(user=state.user_for(name="Ольга"), subject="s")
+        state.faults.add(
+            method="POST", path="/messages.json", responses=[FaultResponse(delay_s=60, after_accept=True)]
+        )
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(asyncio.TimeoutError):
+                await session.post(
+                    f"http://127.0.0.1:{port}/api/cases/{case.case_id}/messages.json",
+                    json={"message": {"content": "accepted, answer lost"}},
+                    headers=auth(state),
+                    timeout=aiohttp.ClientTimeout(total=0.2),
+                )
+        await state.wait_for(lambda s: len(s.staff_messages(case.case_id)) == 1, timeout=5)
+    finally:
+        await asyncio.wait_for(runner.cleanup(), timeout=10)  # not the 60 s of the scripted delay

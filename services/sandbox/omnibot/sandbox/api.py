@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import mimetypes
 import re
 from collections.abc import Mapping
@@ -451,6 +452,17 @@ class OmnideskApi:
     def __init__(self, state: SandboxState, rules: RuleRunner) -> None:
         self._state = state
         self._rules = rules
+        self._stopping = asyncio.Event()
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Cut scripted delays short: aiohttp waits for in-flight handlers after this signal."""
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Only scripted faults ever wait (`delay_s`), and never past the server's shutdown."""
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -512,12 +524,12 @@ class OmnideskApi:
         if fault is not None and not fault.performs_operation:
             # Refused before anything happened (a proxy error, an outage, a scripted 429...).
             assert fault.status is not None  # only a fault with a status skips the operation
-            await _pause(fault.delay_s)
+            await self._pause(fault.delay_s)
             return _rate_headers(_fault_response(fault, fault.status), decision)
         response = await answer_errors(request, self._authenticated(handler) if decision else handler)
         if fault is not None:
             # The operation happened; the answer is late, or replaced: "accepted, answer lost".
-            await _pause(fault.delay_s)
+            await self._pause(fault.delay_s)
             if fault.status is not None:
                 response = _fault_response(fault, fault.status)
         return _rate_headers(response, decision)
@@ -655,9 +667,3 @@ class OmnideskApi:
             raise ApiError(404, "not_found")
         # As a header, not `content_type=`: a declared type may carry parameters (`; charset=...`).
         return web.Response(body=attachment.content, headers={hdrs.CONTENT_TYPE: attachment.mime_type})
-
-
-async def _pause(seconds: float) -> None:
-    """Only scripted faults ever sleep."""
-    if seconds > 0:
-        await asyncio.sleep(seconds)

@@ -47,6 +47,7 @@ def build_app(state: SandboxState | None = None) -> web.Application:
     )
     app[SANDBOX_STATE] = state
     app[RULE_RUNNER] = rules
+    app.on_shutdown.append(omnidesk.on_shutdown)
     app.cleanup_ctx.append(_rule_runner_ctx)
     app.add_routes(omnidesk.routes())
     app.add_routes(control.routes())
