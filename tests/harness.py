@@ -146,12 +146,16 @@ async def setup_channel(
     return channel
 
 
-async def add_rules(sandbox_url: str, webhook_url: str) -> None:
+async def add_rules(sandbox_url: str, webhook_url: str, *, require_label: bool = True) -> None:
+    """The seed's two rules (incoming and changed cases) posting to the webhook URL.
+
+    `require_label=False` fires them whether or not the case carries the bot label (the seed's
+    rules condition on the case status only): omnibot itself must then keep quiet for a human.
+    """
     async with aiohttp.ClientSession() as session:
         for on in ("incoming", "changed"):
-            async with session.post(
-                f"{sandbox_url}/sandbox/rules", json={"webhook_url": webhook_url, "on": on}
-            ) as r:
+            rule = {"webhook_url": webhook_url, "on": on, "require_label": require_label}
+            async with session.post(f"{sandbox_url}/sandbox/rules", json=rule) as r:
                 assert r.status in (200, 201), await r.text()
 
 
@@ -188,3 +192,42 @@ async def wait_bot_messages(
 
     await sandbox.wait_for(enough, timeout)
     return bot_texts(sandbox, case_id)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10, what: str = "condition"
+) -> None:
+    """Wait until an async check holds. For state kept outside this process (MongoDB), where there
+    is no event to wait on; polls briefly and gives up with a clear message."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{what} did not happen in {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def chat_record(settings: Settings, channel_id: int, case_id: int) -> dict[str, Any] | None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        return await client[settings.mongodb_db].chats.find_one({"_id": f"{channel_id}:{case_id}"})
+    finally:
+        await client.close()
+
+
+async def post_json(url: str, body: Any) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        return response.status
+
+
+async def edit_case_via_api(
+    sandbox: SandboxState, sandbox_url: str, case_id: int, fields: dict[str, Any]
+) -> None:
+    """Change a case through Omnidesk's API (as a person or a rule would), firing the changed rules."""
+    auth = aiohttp.encode_basic_auth(sandbox.bot_email, sandbox.api_key)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(
+            f"{sandbox_url}/api/cases/{case_id}.json", json={"case": fields}, headers={"Authorization": auth}
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()

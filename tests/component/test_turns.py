@@ -12,6 +12,7 @@ import pytest
 from omnibot.dialog import engine
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.turns import TurnRunner
+from omnibot.ingress.webhook import content_fingerprint
 from omnibot.shared.agents import AgentVersion
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
@@ -94,6 +95,7 @@ def inbound(text: str, event_id: str, chat_id: str = "500", channel_id: int = 1)
         text=text,
         visitor=Visitor(name="Anna"),
         received_at=0.0,
+        fingerprint=content_fingerprint(channel_id, chat_id, "", text),
     )
 
 
@@ -214,3 +216,32 @@ async def test_runtime_variables_hold_credentials_but_the_state_does_not() -> No
     await runner(chats, published, agents=Agents(agent)).handle(inbound("hi", "e1"))
     assert texts(published) == ["https://x.omnidesk.ru 500"]
     assert "key-123" not in json.dumps(msgspec.to_builtins(chats.chats["1:500"]))
+
+
+async def test_webhook_mode_drops_a_repeat_within_the_window_and_takes_it_after() -> None:
+    chats, published = MemoryChatStore(), Published()
+    now = [1_800_000_000.0]
+
+    async def lookup(channel_id: int) -> Channel | None:
+        return channel()
+
+    run = TurnRunner(
+        chats=chats,
+        agents=AgentCatalog(Agents(json.loads((FIXTURES / "pipeline-demo.json").read_text()))),
+        channels=ChannelDirectory(lookup),
+        secrets=BOX,
+        publish=published,
+        fetch=no_fetch,
+        inbound_mode="webhook",
+        dedup_window_s=30,
+        clock=lambda: now[0],
+    )
+    await run.handle(inbound("hi", "e1"))
+    await run.handle(inbound("hi", "e2"))  # Omnidesk delivered the same event again: no turn
+    assert len(published) == 2
+    await run.handle(inbound("7", "e3"))  # another text is another message
+    assert texts(published)[-1] == MENU
+    now[0] += 31
+    await run.handle(inbound("7", "e4"))  # the same text later: the customer really said it again
+    assert texts(published) == ["Здравствуйте, Anna!", MENU, MENU, MENU]
+    assert "e2" in chats.chats["1:500"].recent_inbound  # remembered, so a redelivery is cheap

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -192,7 +193,7 @@ class StageConsumer:
                 try:
                     await self._handler(message)
                 except PermanentError as exc:
-                    await self._dead_letter(message, str(exc), attempt)
+                    await self._dead_letter(message, brief(exc), attempt)
                     return
                 except Deferred as exc:
                     deferrals = _int_header(message, DEFERRALS_HEADER, 0)
@@ -201,22 +202,28 @@ class StageConsumer:
                     return
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - every other failure is retried, then parked
                     transient = isinstance(exc, TransientError)
                     retry_after = exc.retry_after if isinstance(exc, TransientError) else None
                     if not transient:
-                        log.exception("handler failed unexpectedly")
+                        # The traceback, but the message bounded: libraries put whole payloads in them.
+                        trace = "".join(traceback.format_tb(exc.__traceback__))
+                        log.error(
+                            "handler failed unexpectedly: %s: %s\n%s", type(exc).__name__, brief(exc), trace
+                        )
                     limit = (
                         self._max_attempts
                         if transient
                         else min(self._max_attempts, self._max_unexpected_attempts)
                     )
                     if attempt >= limit:
-                        await self._dead_letter(message, f"gave up after {attempt} attempts: {exc}", attempt)
+                        await self._dead_letter(
+                            message, f"gave up after {attempt} attempts: {brief(exc)}", attempt
+                        )
                         return
                     delay = backoff_delay(attempt, cap_s=self._max_backoff_s, retry_after=retry_after)
                     self.stats.retried += 1
-                    log.warning("attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
+                    log.warning("attempt %d failed (%s); retrying in %.1fs", attempt, brief(exc), delay)
                     if self._retry_mode == "delayed":
                         headers: dict[str, Any] = {ATTEMPT_HEADER: attempt + 1}
                         if isinstance(exc, TransientError) and exc.ambiguous:
@@ -299,6 +306,12 @@ class StageConsumer:
         for channel in (self._channel, self._publish_channel):
             if channel is not None and not channel.is_closed:
                 await channel.close()
+
+
+def brief(exc: BaseException, limit: int = 500) -> str:
+    """An exception's text for a log line or a dead letter: bounded, whatever a library put in it."""
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 def _int_header(message: AbstractIncomingMessage, name: str, default: int) -> int:

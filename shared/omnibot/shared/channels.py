@@ -2,6 +2,7 @@
 
 Secrets (the API key, the webhook secret) are stored encrypted; the webhook secret also as a
 SHA-256 fingerprint, so ingress can check a webhook URL without holding SECRET_KEY.
+`verify_secret_key` is the start-up check that SECRET_KEY can read what is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import msgspec
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from omnibot.shared.crypto import SecretBox, SecretKeyError
 from omnibot.shared.mongo import Document
 
 
@@ -83,3 +85,24 @@ class MongoChannelStore:
     async def active_with(self, domain: str, email: str) -> list[Channel]:
         cursor = self._channels.find({"domain": domain, "email": email, "active": True})
         return [_from_doc(doc) async for doc in cursor]
+
+
+async def verify_secret_key(db: AsyncDatabase[Document], box: SecretBox) -> None:
+    """Fail fast, at start-up, if SECRET_KEY cannot decrypt the stored channel secrets.
+
+    Decrypts one stored secret (if there is any channel); raises SecretKeyError saying what to do
+    instead of letting the first request that needs a secret fail deep inside.
+    """
+    doc = await db.channels.find_one({}, {"api_key_enc": 1, "webhook_secret_enc": 1}, sort=[("_id", 1)])
+    if doc is None:
+        return
+    try:
+        for field in ("api_key_enc", "webhook_secret_enc"):
+            if doc.get(field):
+                box.decrypt(str(doc[field]))
+    except SecretKeyError:
+        raise SecretKeyError(
+            f"SECRET_KEY cannot decrypt the secrets stored for channel {doc['_id']}: it is not the key "
+            "they were encrypted with. Set SECRET_KEY to that key; while rotating keys, keep the old "
+            "key after the new one (SECRET_KEY=new,old) until `omnibot secrets rotate` has run"
+        ) from None

@@ -38,6 +38,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: int = 1024 * 1024
     omnidesk_allow_http: bool = False
     omnidesk_timeout_s: float = 10.0
+    # How dialog tells a new customer message from a repeated or echoed webhook (see README):
+    # "confirm" reads the case's messages from Omnidesk; "webhook" trusts the webhook's text and
+    # drops one whose content was already taken within `dedup_window_s`.
+    inbound_mode: Literal["confirm", "webhook"] = "confirm"
+    dedup_window_s: float = 30.0
+    # When the case is handed back to the bot: start the agent afresh, or resume where it stopped.
+    return_to_bot: Literal["restart", "resume"] = "restart"
     external_request_allow_networks: str = ""
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8090

@@ -50,12 +50,14 @@ def build_actions(
 
 
 def transcript_lines(
-    key: str, turn: int, customer_text: str | None, actions: Sequence[OutboundAction], now: float
+    key: str, turn: int, customer_texts: Sequence[str], actions: Sequence[OutboundAction], now: float
 ) -> list[TranscriptLine]:
-    lines: list[TranscriptLine] = []
-    if customer_text is not None:
-        lines.append(TranscriptLine(chat=key, seq=turn * 1000, role="customer", text=customer_text, at=now))
-    for index, action in enumerate(actions, start=1):
+    """Lines of one commit (`turn` is the chat version it wrote), customers' words first."""
+    lines = [
+        TranscriptLine(chat=key, seq=turn * 1000 + index, role="customer", text=text, at=now)
+        for index, text in enumerate(customer_texts)
+    ]
+    for index, action in enumerate(actions, start=len(lines)):
         if isinstance(action, SendText):
             text, role = action.text, "bot"
         elif isinstance(action, SendFile):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+import aiohttp
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
@@ -13,6 +14,7 @@ from pymongo.errors import PyMongoError
 from omnibot.dialog import engine
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
+from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.turns import Fetch, TurnRunner
 from omnibot.shared import amqp
 from omnibot.shared.agents import MongoAgentStore
@@ -20,10 +22,13 @@ from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatStore, MongoChatStore
 from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.health import heartbeat
 from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.omnidesk import OmnideskClient
+from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
 
@@ -97,6 +102,9 @@ async def serve_dialog(
         fetcher = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await fetcher.start()
         stack.push_async_callback(fetcher.close)
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        omnidesk = OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s)
         runner = TurnRunner(
             chats=chats or MongoChatStore(db),
             agents=AgentCatalog(MongoAgentStore(db)),
@@ -104,6 +112,11 @@ async def serve_dialog(
             secrets=box,
             publish=publish,
             fetch=fetch_with(fetcher),
+            inbox=OmnideskInbox(omnidesk, box),
+            deliveries=MongoDeliveryStore(db),
+            inbound_mode=settings.inbound_mode,
+            dedup_window_s=settings.dedup_window_s,
+            return_to_bot=settings.return_to_bot,
         )
         consumer = amqp.StageConsumer(
             connection,

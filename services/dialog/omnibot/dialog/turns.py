@@ -1,15 +1,26 @@
-"""One customer message → one turn: load the chat, run the engine, commit state and outbox, publish.
+"""One webhook → the turns it calls for: load the chat, decide what is new, run the engine, commit.
 
-Exactly-once, in the face of redelivery and crashes:
+Exactly-once, in the face of redelivery, echoes and crashes:
+- a webhook is a prompt, not a message: what is new is decided by `_new_texts` (the customer
+  messages Omnidesk has above the last one taken, or, in webhook mode, content not taken within
+  the dedup window), so Omnidesk's duplicate deliveries and the webhooks that the bot's own replies
+  and label changes trigger make no turn, while a customer repeating themselves does;
 - the chat document remembers the ids of recently processed inbound messages, so a redelivered
   message produces no second turn;
 - a turn's outbound actions are committed in the same document write as the new state (the
-  outbox, `pending`), then published, then cleared. A crash between commit and publish leaves
-  them pending, and whoever touches the chat next publishes them again; egress drops what it
-  already performed (per-chat sequence numbers), so republishing is always safe;
+  outbox, `pending`), then published, then cleared. A crash between commit and publish leaves them
+  pending, and whoever touches the chat next publishes them again; egress drops what it already
+  performed (per-chat sequence numbers), so republishing is always safe;
 - commits are conditional on the version read, so two workers never both advance one chat.
 An external request splits a turn: what the agent said before it is committed and published at
-once (the customer sees "one moment..." before a slow call), and the turn resumes with the result.
+once (the customer sees "one moment..." before a slow call), the turn resumes with the result,
+and a worker that dies mid-request leaves the chat marked so the next one makes the request again.
+
+Ownership: a transfer (the `transfer` slot, or the seed's way, an external request removing the
+bot label from the case) hands the chat to a human and the bot falls silent. It is handed back when
+the case carries the bot label again (Omnidesk's rules put it back): checked on each webhook of an
+operator-owned chat, once egress has performed the transfer (until then the label is still there
+because it has not been removed yet, not because it was put back).
 """
 
 from __future__ import annotations
@@ -18,20 +29,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import msgspec
 
 from omnibot.dialog import engine
 from omnibot.dialog.catalog import AgentCatalog
+from omnibot.dialog.inbox import CustomerText
 from omnibot.dialog.outbox import build_actions, transcript_lines, transfer_summary
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.chats import RECENT_INBOUND_KEPT, ChatRecord, ChatStore
 from omnibot.shared.crypto import SecretBox
+from omnibot.shared.deliveries import DeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.logs import bind
-from omnibot.shared.messages import InboundMessage, OutboundAction, chat_key, encoder, outbound_decoder
+from omnibot.shared.messages import (
+    InboundMessage,
+    OutboundAction,
+    TransferToOperator,
+    chat_key,
+    encoder,
+    outbound_decoder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +60,15 @@ Fetch = Callable[[engine.CallExternal], Awaitable[engine.ExternalResult]]
 
 MAX_COMMIT_CONFLICTS = 5
 MAX_EXTERNAL_CALLS_PER_TURN = 10
+FINGERPRINTS_KEPT = 20
+
+
+class Inbox(Protocol):
+    async def customer_messages(
+        self, channel: Channel, chat_id: str, after_id: int | None
+    ) -> list[CustomerText]: ...
+
+    async def labels(self, channel: Channel, chat_id: str) -> set[int]: ...
 
 
 class TurnRunner:
@@ -52,15 +81,27 @@ class TurnRunner:
         secrets: SecretBox | None,
         publish: Publish,
         fetch: Fetch,
+        inbox: Inbox | None = None,
+        deliveries: DeliveryStore | None = None,
+        inbound_mode: Literal["confirm", "webhook"] = "webhook",
+        dedup_window_s: float = 30.0,
+        return_to_bot: Literal["restart", "resume"] = "restart",
         clock: Callable[[], float] = time.time,
         max_slots_per_turn: int = 50,
     ) -> None:
+        if inbound_mode == "confirm" and inbox is None:
+            raise ValueError("inbound_mode 'confirm' needs an inbox to read Omnidesk with")
         self._chats = chats
         self._agents = agents
         self._channels = channels
         self._secrets = secrets
         self._publish = publish
         self._fetch = fetch
+        self._inbox = inbox
+        self._deliveries = deliveries
+        self._inbound_mode = inbound_mode
+        self._dedup_window_s = dedup_window_s
+        self._return_to_bot = return_to_bot
         self._clock = clock
         self._max_slots = max_slots_per_turn
 
@@ -77,53 +118,182 @@ class TurnRunner:
                 if record is not None and inbound.event_id in record.recent_inbound:
                     log.info("redelivered message: its turn is already done")
                     return
-                if await self._turn(channel, record, inbound):
+                if record is not None and record.turn_event == inbound.event_id:
+                    await self._resume(channel, record, inbound)
+                    continue  # then look again for what else this webhook brought
+                if await self._handle_once(channel, record, inbound):
                     return
                 log.info("chat changed while the turn ran; running it again on the new state")
             raise TransientError("the chat kept changing under concurrent writers")
 
-    async def _turn(self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage) -> bool:
+    async def _handle_once(
+        self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage
+    ) -> bool:
         now = self._clock()
+        texts = await self._new_texts(channel, record, inbound, now)
         if record is None:
             record = await self._new_chat(channel, inbound, now)
         expected = record.version
         record = _next_version(record)
+        if texts and self._inbound_mode == "webhook":
+            record.recent_fingerprints = _fingerprints(
+                record.recent_fingerprints, inbound.fingerprint, now, self._dedup_window_s
+            )
+
         if record.owner == "operator":
+            if await self._handed_back(channel, record):
+                log.info("the case carries the bot label again: the chat is back with the bot")
+                record.owner, record.transfer_seq = "bot", 0
+                if self._return_to_bot == "restart":
+                    record.state = {}
+            else:
+                return await self._stay_silent(record, expected, inbound, texts, now)
+        if not texts:
             record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
-            # A human owns the chat: keep the customer's words for the transcript, say nothing.
             if not await self._chats.commit(record, expected):
                 return False
-            await self._chats.append_transcript(
-                transcript_lines(record.key, record.version, inbound.text, [], now)
-            )
-            log.info("chat is with an operator: no bot turn")
+            log.info("no new customer message in this webhook (a repeat or an echo): no turn")
             return True
+        for index, item in enumerate(texts):
+            committed = await self._play(
+                channel, record, expected, inbound, item, now, last=index == len(texts) - 1
+            )
+            if committed is None:
+                if index == 0:
+                    return False
+                raise TransientError("the chat changed between two messages of one webhook")
+            expected, record = committed.version, _next_version(committed)
+            if committed.owner == "operator" and index < len(texts) - 1:
+                # Handed over mid-webhook: the rest of the customer's words are for the human.
+                rest = texts[index + 1 :]
+                return await self._stay_silent(record, expected, inbound, rest, now)
+        return True
 
-        agent = await self._agents.get(record.agent_name, record.agent_version)
-        ctx = engine.TurnContext(
-            runtime=self._runtime(channel, inbound, record), max_slots_per_turn=self._max_slots
+    async def _new_texts(
+        self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage, now: float
+    ) -> list[CustomerText]:
+        """The customer messages this webhook brings that no turn has taken yet."""
+        if self._inbound_mode == "confirm" and self._inbox is not None:
+            after = (
+                record.last_customer_message_id
+                if record is not None and record.last_customer_message_id
+                else None
+            )
+            found = await self._inbox.customer_messages(channel, inbound.chat_id, after)
+            if not found and record is None:
+                # Omnidesk lists nothing from the customer yet: the webhook's own text it is.
+                return [CustomerText(0, inbound.text)]
+            return found
+        if (
+            record is not None
+            and inbound.fingerprint
+            and any(
+                fingerprint == inbound.fingerprint and now - at < self._dedup_window_s
+                for fingerprint, at in record.recent_fingerprints
+            )
+        ):
+            return []
+        return [CustomerText(0, inbound.text)]
+
+    async def _handed_back(self, channel: Channel, record: ChatRecord) -> bool:
+        label = record.bot_label_id if record.bot_label_id is not None else channel.bot_label_id
+        if label is None or self._inbox is None:
+            return False  # only `omnibot chat resume` can hand it back
+        if record.transfer_seq and self._deliveries is not None:
+            cursor = await self._deliveries.cursor(record.key)
+            if cursor.seq < record.transfer_seq:
+                return False  # egress has not removed the label yet
+        return label in await self._inbox.labels(channel, record.chat_id)
+
+    async def _stay_silent(
+        self,
+        record: ChatRecord,
+        expected: int,
+        inbound: InboundMessage,
+        texts: list[CustomerText],
+        now: float,
+    ) -> bool:
+        # A human owns the chat: keep the customer's words for the transcript, say nothing.
+        record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
+        record.last_customer_message_id = max(
+            [record.last_customer_message_id, *(t.message_id for t in texts)]
         )
+        if not await self._chats.commit(record, expected):
+            return False
+        await self._chats.append_transcript(
+            transcript_lines(record.key, record.version, [t.text for t in texts], [], now)
+        )
+        log.info("chat is with an operator: no bot turn")
+        return True
+
+    async def _play(
+        self,
+        channel: Channel,
+        record: ChatRecord,
+        expected: int,
+        inbound: InboundMessage,
+        item: CustomerText,
+        now: float,
+        *,
+        last: bool,
+    ) -> ChatRecord | None:
+        """One customer message through the agent. Returns the committed record, None on a conflict."""
+        agent = await self._agents.get(record.agent_name, record.agent_version)
+        ctx = self._context(channel, inbound, record)
         state = msgspec.convert(record.state, engine.ChatState) if record.state else None
         events: list[engine.Event] = []
-        customer_text: str | None = inbound.text
         if state is not None and state.waiting == "external" and state.pending_request_id:
-            interrupted = engine.ExternalResult(
-                request_id=state.pending_request_id, status=None, error="interrupted"
+            # A turn whose message is gone (dead-lettered) left the chat waiting: fail that
+            # request so the agent's on_error path runs, then take the new message.
+            events.append(
+                engine.ExternalResult(request_id=state.pending_request_id, status=None, error="interrupted")
             )
-            if record.turn_event == inbound.event_id:
-                # This very message's turn was cut off mid-request (a crashed worker): make the
-                # request again and carry on where the turn stopped.
-                call = engine.pending_call(agent, state, _as_datetime(now), ctx)
-                events.append(interrupted if call is None else await self._fetch(call))
-                customer_text = None
-            else:
-                # A turn whose message is gone (dead-lettered) left the chat waiting: fail that
-                # request so the agent's on_error path runs, then take the new message.
-                events.append(interrupted)
-        if customer_text is not None:
-            events.append(engine.CustomerMessage(text=inbound.text))
-        first_commit = True
+        events.append(engine.CustomerMessage(text=item.text))
+        if item.message_id:
+            record.last_customer_message_id = item.message_id
+        return await self._run(
+            channel, record, expected, inbound, agent, ctx, state, events, item.text, now, last
+        )
 
+    async def _resume(self, channel: Channel, record: ChatRecord, inbound: InboundMessage) -> None:
+        """This message's turn was cut off mid-request (a crashed worker): make the request again
+        and carry on where the turn stopped. Requests are at-least-once for this reason."""
+        now = self._clock()
+        agent = await self._agents.get(record.agent_name, record.agent_version)
+        ctx = self._context(channel, inbound, record)
+        state = msgspec.convert(record.state, engine.ChatState) if record.state else engine.ChatState()
+        call = engine.pending_call(agent, state, _as_datetime(now), ctx)
+        log.warning("resuming a turn interrupted during an external request")
+        result = (
+            await self._fetch(call)
+            if call is not None
+            else engine.ExternalResult(
+                request_id=state.pending_request_id or "", status=None, error="interrupted"
+            )
+        )
+        expected = record.version
+        committed = await self._run(
+            channel, _next_version(record), expected, inbound, agent, ctx, state, [result], None, now, False
+        )
+        if committed is None:
+            raise TransientError("the chat changed while resuming an interrupted turn")
+
+    async def _run(
+        self,
+        channel: Channel,
+        record: ChatRecord,
+        expected: int,
+        inbound: InboundMessage,
+        agent: Any,
+        ctx: engine.TurnContext,
+        state: engine.ChatState | None,
+        events: list[engine.Event],
+        customer_text: str | None,
+        now: float,
+        last: bool,
+    ) -> ChatRecord | None:
+        """Step the engine, commit and publish, and repeat for each external request it makes."""
+        first_commit = True
         for _ in range(MAX_EXTERNAL_CALLS_PER_TURN + 1):
             effects: list[engine.Effect] = []
             for event in events:
@@ -135,29 +305,43 @@ class TurnRunner:
             record.state = msgspec.to_builtins(state)
             record.out_seq += len(actions)
             record.pending = [msgspec.to_builtins(a) for a in actions]
-            if any(isinstance(e, engine.Transfer) for e in effects):
-                record.owner = "operator"
+            transfer = next((a for a in actions if isinstance(a, TransferToOperator)), None)
+            if transfer is not None:
+                record.owner, record.transfer_seq = "operator", transfer.seq
+                record.bot_label_id = (
+                    transfer.label_id if transfer.label_id is not None else channel.bot_label_id
+                )
             if call is None:
-                record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
                 record.turn_event = ""
+                if last:
+                    record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             else:
                 record.turn_event = inbound.event_id
             if not await self._chats.commit(record, expected):
                 if first_commit:
-                    return False
+                    return None
                 raise TransientError("the chat changed during an external request")
             first_commit = False
             await self._publish_all(actions)
             await self._chats.clear_pending(record.key, record.version)
             await self._chats.append_transcript(
-                transcript_lines(record.key, record.version, customer_text, actions, now)
+                transcript_lines(
+                    record.key, record.version, [] if customer_text is None else [customer_text], actions, now
+                )
             )
             if call is None:
-                return True
+                return record
             result = await self._fetch(call)
+            label = _removed_bot_label(
+                call, result, channel, record.chat_id, state.variables.get("bot_label_id")
+            )
             now = self._clock()
             expected = record.version
             record = _next_version(record)
+            if label is not None:
+                # The seed's way: the agent removed the bot label itself. The case is the operator's.
+                log.info("the agent's external request removed the bot label: the chat goes to an operator")
+                record.owner, record.transfer_seq, record.bot_label_id = "operator", 0, label
             events = [result]
             customer_text = None
         raise PermanentError("the turn made too many external requests")
@@ -209,6 +393,11 @@ class TurnRunner:
         await self._publish_all([msgspec.structs.replace(a, maybe_duplicate=True) for a in actions])
         await self._chats.clear_pending(record.key, record.version)
 
+    def _context(self, channel: Channel, inbound: InboundMessage, record: ChatRecord) -> engine.TurnContext:
+        return engine.TurnContext(
+            runtime=self._runtime(channel, inbound, record), max_slots_per_turn=self._max_slots
+        )
+
     def _runtime(self, channel: Channel, inbound: InboundMessage, record: ChatRecord) -> dict[str, Any]:
         # Rebuilt every turn and never persisted: it holds the channel's credentials.
         api_key = self._secrets.decrypt(channel.api_key_enc) if self._secrets is not None else ""
@@ -227,12 +416,46 @@ class TurnRunner:
         }
 
 
+def _removed_bot_label(
+    call: engine.CallExternal,
+    result: engine.ExternalResult,
+    channel: Channel,
+    chat_id: str,
+    agent_label: object,
+) -> int | None:
+    """The bot label, if this successful request took it off this chat's case in Omnidesk.
+
+    This is how the seed transfers a chat: `PUT {{channel_webhook_url}}/api/cases/{{chat_id}}.json`
+    with `{"case": {"delete_labels": [bot_label_id]}}` (or a `labels` list without it).
+    """
+    label = _label_id(agent_label, channel.bot_label_id)
+    if label is None or result.status is None or not 200 <= result.status < 300 or call.method != "PUT":
+        return None
+    if call.url.split("?", 1)[0].rstrip("/") != f"{channel.domain}/api/cases/{chat_id}.json":
+        return None
+    body = call.body.get("case") if isinstance(call.body, dict) else None
+    if not isinstance(body, dict):
+        return None
+    removed = {_label_id(x, None) for x in body.get("delete_labels") or body.get("remove_labels") or []}
+    kept = body.get("labels")
+    if label in removed or (isinstance(kept, list) and label not in {_label_id(x, None) for x in kept}):
+        return label
+    return None
+
+
 def _next_version(record: ChatRecord) -> ChatRecord:
     return msgspec.structs.replace(record, version=record.version + 1, pending=[])
 
 
 def _remember(recent: list[str], event_id: str) -> list[str]:
     return [*recent, event_id][-RECENT_INBOUND_KEPT:]
+
+
+def _fingerprints(
+    recent: list[tuple[str, float]], fingerprint: str, now: float, window_s: float
+) -> list[tuple[str, float]]:
+    kept = [(f, at) for f, at in recent if now - at < window_s]
+    return [*kept, (fingerprint, now)][-FINGERPRINTS_KEPT:]
 
 
 def _as_datetime(ts: float) -> datetime:

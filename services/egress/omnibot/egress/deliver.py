@@ -10,6 +10,7 @@ being posted again.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -148,7 +149,10 @@ class Deliverer:
         if action.caption:
             form.add_field("message[content]", action.caption)
             form.add_field("message[content_html]", text_to_html(action.caption))
-        form.add_field("message[attachments][0]", content, filename=action.name, content_type=content_type)
+        # A stream, not bytes: aiohttp sends large raw bytes in one blocking write.
+        form.add_field(
+            "message[attachments][0]", io.BytesIO(content), filename=action.name, content_type=content_type
+        )
         return await self._client.post_reply_multipart(account, case_id, form)
 
     async def _transfer(

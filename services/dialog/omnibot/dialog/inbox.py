@@ -1,0 +1,92 @@
+"""What dialog reads back from Omnidesk before a turn: new customer messages and the case's labels.
+
+Omnidesk's rules may send a webhook twice (its retries, the incoming and the changed rule both
+firing) and send one when the bot itself changed the case (its reply, a label). With
+INBOUND_MODE=confirm a webhook is only a prompt: the customer messages that are really new are
+those of the case with an id above the last one taken. Their text is rebuilt as Omnidesk's chat
+shows it, so `client_message` keeps the form of the seed ("text\n—————\nВложенные файлы:\nurl").
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import msgspec
+
+from omnibot.shared.channels import Channel
+from omnibot.shared.crypto import SecretBox
+from omnibot.shared.omnidesk import Account, OmnideskClient
+
+ATTACHMENTS_HEADER = "\n—————\nВложенные файлы:\n"
+_TAG = re.compile(r"<[^>]+>")
+
+
+class CustomerText(msgspec.Struct, frozen=True):
+    message_id: int
+    text: str
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The customer's words as the chat shows them: content (or content_html), then their files."""
+    content = str(message.get("content") or "")
+    if not content.strip() and message.get("content_html"):
+        markup = str(message["content_html"]).replace("<br>", "\n").replace("</p><p>", "\n\n")
+        content = html.unescape(_TAG.sub("", markup))
+    urls = [
+        str(a.get("url")) for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")
+    ]
+    if urls:
+        content = content + ATTACHMENTS_HEADER + "\n".join(urls)
+    return content
+
+
+def _from_customer(message: dict[str, Any]) -> bool:
+    return int(message.get("user_id") or 0) != 0 and not message.get("note")
+
+
+def _id(message: dict[str, Any]) -> int:
+    return int(message.get("message_id") or 0)
+
+
+def new_customer_messages(messages: list[dict[str, Any]], after_id: int | None) -> list[CustomerText]:
+    """Customer messages above `after_id`, oldest first. For a chat never seen (None): the
+    customer's messages since the last one that was not theirs (what is still unanswered)."""
+    ordered = sorted(messages, key=_id)
+    if after_id is None:
+        tail: list[dict[str, Any]] = []
+        for message in reversed(ordered):
+            if not _from_customer(message):
+                break
+            tail.append(message)
+        chosen = list(reversed(tail))
+    else:
+        chosen = [m for m in ordered if _id(m) > after_id and _from_customer(m)]
+    return [CustomerText(_id(m), message_text(m)) for m in chosen]
+
+
+def case_labels(case: dict[str, Any]) -> set[int]:
+    labels: set[int] = set()
+    for value in case.get("labels") or []:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            labels.add(int(value))
+    return labels
+
+
+class OmnideskInbox:
+    def __init__(self, client: OmnideskClient, secrets: SecretBox) -> None:
+        self._client = client
+        self._secrets = secrets
+
+    def _account(self, channel: Channel) -> Account:
+        return Account(channel.domain, channel.email, self._secrets.decrypt(channel.api_key_enc))
+
+    async def customer_messages(
+        self, channel: Channel, chat_id: str, after_id: int | None
+    ) -> list[CustomerText]:
+        messages = await self._client.recent_messages(self._account(channel), int(chat_id))
+        return new_customer_messages(messages, after_id)
+
+    async def labels(self, channel: Channel, chat_id: str) -> set[int]:
+        return case_labels(await self._client.get_case(self._account(channel), int(chat_id)))
