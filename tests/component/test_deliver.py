@@ -186,3 +186,15 @@ async def test_transfer_falls_back_to_the_labels_list(env: Env) -> None:
     assert env.state.bot_label_id not in env.state.case(env.case).labels
     bodies = [r.json for r in env.state.requests if r.method == "PUT"]
     assert bodies == [{"case": {"delete_labels": [env.state.bot_label_id]}}, {"case": {"labels": []}}]
+
+
+async def test_the_bot_label_can_be_named_by_its_title(env: Env) -> None:
+    channel = await env.deliverer._channels.get(1)
+    assert channel is not None
+    channel.bot_label_id, channel.bot_label_title = None, "на боте"
+    action = TransferToOperator(
+        action_id="t", channel_id=1, chat_id=str(env.case), seq=1, created_at=0, summary="s"
+    )
+    await env.deliverer.deliver(action, attempt=1, maybe_done=False)
+    assert env.state.bot_label_id not in env.state.case(env.case).labels
+    assert any(r.path == "/api/labels.json" for r in env.state.requests)

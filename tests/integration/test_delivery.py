@@ -170,3 +170,24 @@ async def test_a_file_over_omnideskss_cap_is_refused_clearly(files: Pipeline) ->
     dead = await dead_letters(files.settings)
     assert len(dead) == 1
     assert "over 25.0 MiB" in dead[0].error or "over 25 MiB" in dead[0].error, dead[0].error
+
+
+async def test_a_throttled_account_does_not_hold_up_another(pipeline: Pipeline) -> None:
+    from tests.conftest import free_port
+    from tests.harness import running_sandbox
+
+    storm = [FaultResponse(status=429, headers={"retry_after": "60"}, body={"error": "rate_limit_exceeded"})]
+    pipeline.sandbox.faults.add(method="POST", path=MESSAGES, responses=storm, times=50)
+    throttled = (await customer_says(pipeline.sandbox_url, "Привет"))["case_id"]
+    await pipeline.sandbox.wait_for(lambda s: any(r.status == 429 for r in s.requests), 10)
+    async with running_sandbox(free_port()) as (other, other_url):
+        channel = await setup_channel(pipeline.settings, other, other_url)
+        await add_rules(other_url, channel["webhook_url"])
+        started = time.monotonic()
+        case = (await customer_says(other_url, "Привет", name="Boris"))["case_id"]
+        assert await wait_bot_messages(other, case, 2, timeout=10) == [
+            "Здравствуйте, Boris!",
+            "Чем помочь?\n1. Статус заказа\n2. Оператор",
+        ]
+        assert time.monotonic() - started < 5
+    assert bot_texts(pipeline.sandbox, throttled) == []  # still waiting out its minute

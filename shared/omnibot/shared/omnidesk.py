@@ -57,6 +57,7 @@ class OmnideskClient:
         self._throttle = throttle
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
         self._staff_ids: dict[tuple[str, str], int] = {}
+        self._label_ids: dict[tuple[str, str], int] = {}
 
     async def request(
         self,
@@ -139,6 +140,25 @@ class OmnideskClient:
             if not staff or page * PAGE_LIMIT >= total:
                 break
         raise PermanentError(f"staff {account.email} not found in Omnidesk")
+
+    async def label_id(self, account: Account, title: str) -> int:
+        """A label's id from its title (e.g. "На боте"), looked up once per process."""
+        wanted = title.strip().casefold()
+        cache_key = (account.domain, wanted)
+        if cache_key in self._label_ids:
+            return self._label_ids[cache_key]
+        for page in range(1, MAX_STAFF_PAGES + 1):
+            body = await self.request(
+                account, "GET", "/api/labels.json", params={"page": page, "limit": PAGE_LIMIT}
+            )
+            labels = list_items(body, "label")
+            for label in labels:
+                if str(label.get("label_title", "")).strip().casefold() == wanted:
+                    self._label_ids[cache_key] = int(label["label_id"])
+                    return self._label_ids[cache_key]
+            if not labels or page * PAGE_LIMIT >= int(body.get("total_count") or 0):
+                break
+        raise PermanentError(f"label {title!r} not found in Omnidesk")
 
     async def post_reply(self, account: Account, case_id: int, body: Json) -> Json:
         answer = await self.request(

@@ -88,5 +88,13 @@ class OmnideskInbox:
         messages = await self._client.recent_messages(self._account(channel), int(chat_id))
         return new_customer_messages(messages, after_id)
 
+    async def bot_label(self, channel: Channel) -> int | None:
+        """The channel's bot label: its id, or the id of the label with its title."""
+        if channel.bot_label_id is not None:
+            return channel.bot_label_id
+        if not channel.bot_label_title:
+            return None
+        return await self._client.label_id(self._account(channel), channel.bot_label_title)
+
     async def labels(self, channel: Channel, chat_id: str) -> set[int]:
         return case_labels(await self._client.get_case(self._account(channel), int(chat_id)))

@@ -70,6 +70,8 @@ class Inbox(Protocol):
 
     async def labels(self, channel: Channel, chat_id: str) -> set[int]: ...
 
+    async def bot_label(self, channel: Channel) -> int | None: ...
+
 
 class TurnRunner:
     def __init__(
@@ -196,9 +198,13 @@ class TurnRunner:
         return [CustomerText(0, inbound.text)]
 
     async def _handed_back(self, channel: Channel, record: ChatRecord) -> bool:
-        label = record.bot_label_id if record.bot_label_id is not None else channel.bot_label_id
-        if label is None or self._inbox is None:
-            return False  # only `omnibot chat resume` can hand it back
+        if self._inbox is None:
+            return False
+        label = (
+            record.bot_label_id if record.bot_label_id is not None else await self._inbox.bot_label(channel)
+        )
+        if label is None:
+            return False  # no bot label to watch: only `omnibot chat resume` hands it back
         if record.transfer_seq and self._deliveries is not None:
             cursor = await self._deliveries.cursor(record.key)
             if cursor.seq < record.transfer_seq:

@@ -166,6 +166,8 @@ class Deliverer:
         self, account: Account, channel: Channel, case_id: int, action: TransferToOperator
     ) -> None:
         label_id = action.label_id if action.label_id is not None else channel.bot_label_id
+        if label_id is None and channel.bot_label_title:
+            label_id = await self._client.label_id(account, channel.bot_label_title)
         if label_id is not None:
             await self._remove_label(account, case_id, label_id)
         else:

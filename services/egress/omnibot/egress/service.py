@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
@@ -21,7 +22,7 @@ from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.health import heartbeat
-from omnibot.shared.messages import outbound_decoder
+from omnibot.shared.messages import OutboundAction, outbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
@@ -58,8 +59,10 @@ async def serve_egress(
     *,
     ready: asyncio.Event | None = None,
     deliveries: DeliveryStore | None = None,
+    on_delivered: Callable[[OutboundAction], Awaitable[None]] | None = None,
 ) -> None:
-    """Run until `stop` is set. `deliveries` replaces the MongoDB cursor store (benchmarks)."""
+    """Run until `stop` is set. `deliveries` replaces the MongoDB cursor store and `on_delivered`
+    hears of each action performed (both for benchmarks)."""
     topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
@@ -79,6 +82,7 @@ async def serve_egress(
             secrets=box,
             files=files,
             max_attempts=MAX_ATTEMPTS,
+            on_done=on_delivered,
         )
         connection = await amqp.connect(settings.amqp_url, name="omnibot-egress")
         stack.push_async_callback(connection.close)
