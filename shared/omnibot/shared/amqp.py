@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,7 +124,12 @@ class ChatSerializer:
 
 
 class StageConsumer:
-    """Consumes every partition queue of a stage through one handler."""
+    """Consumes partition queues of a stage through one handler.
+
+    Which partitions is decided from outside (`add_partition` / `remove_partition`, driven by the
+    partition leases): a partition is handed back only after its work in progress has finished, so
+    the next owner starts where this one stopped, in order.
+    """
 
     def __init__(
         self,
@@ -148,45 +154,80 @@ class StageConsumer:
         self._max_backoff_s = max_backoff_s
         self._name = name
         self._serializer = ChatSerializer()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._tasks: dict[int, set[asyncio.Task[None]]] = {}
+        self._consumers: dict[int, tuple[AbstractQueue, str]] = {}
+        self._draining: dict[int, asyncio.Event] = {}
         self._channel: AbstractChannel | None = None
         self._publish_channel: AbstractChannel | None = None
         self._stopping = asyncio.Event()
         self.stats = ConsumerStats()
 
-    async def start(self) -> None:
+    @property
+    def partitions(self) -> set[int]:
+        """The partitions this consumer currently receives from."""
+        return set(self._consumers)
+
+    async def start(self, partitions: Iterable[int] = ()) -> None:
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        for queue_name in self._stage.partition_queues:
-            queue = await self._channel.get_queue(queue_name, ensure=False)
-            tag = await queue.consume(self._on_message)
-            self._consumers.append((queue, tag))
+        for partition in partitions:
+            await self.add_partition(partition)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._stopping.is_set():
-            # Stopping: hand it back untouched; another replica (or our restart) will take it.
+    async def add_partition(self, partition: int) -> None:
+        if partition in self._consumers or self._stopping.is_set():
+            return
+        assert self._channel is not None, "start() first"
+        self._draining[partition] = asyncio.Event()
+        self._tasks.setdefault(partition, set())
+        queue = await self._channel.get_queue(self._stage.partition_queue(partition), ensure=False)
+        tag = await queue.consume(functools.partial(self._on_message, partition))
+        self._consumers[partition] = (queue, tag)
+        log.info("%s took partition %d", self._name, partition)
+
+    async def remove_partition(self, partition: int, timeout_s: float) -> None:
+        """Stop receiving from a partition and let its work in progress finish (or hand it back)."""
+        consumer = self._consumers.pop(partition, None)
+        if consumer is None:
+            return
+        self._draining[partition].set()
+        queue, tag = consumer
+        try:
+            await queue.cancel(tag)
+        except Exception:  # the channel may already be gone; its messages are requeued then
+            log.debug("cancel failed", exc_info=True)
+        await self._finish(self._tasks.get(partition, set()), timeout_s)
+        log.info("%s handed back partition %d", self._name, partition)
+
+    async def _on_message(self, partition: int, message: AbstractIncomingMessage) -> None:
+        if self._stopping.is_set() or self._draining[partition].is_set():
+            # Stopping or handing the partition over: give it back untouched, in its place.
             await message.nack(requeue=True)
             return
         key = (message.headers or {}).get(CHAT_KEY_HEADER)
         chat = key if isinstance(key, str) else f"message:{message.delivery_tag}"
         previous, mine = self._serializer.claim(chat)
         task = asyncio.current_task()
+        tasks = self._tasks[partition]
         if task is not None:
-            self._tasks.add(task)
+            tasks.add(task)
         self.stats.in_flight += 1
         try:
             if previous is not None:
                 await previous
-            await self._process(message)
+            await self._process(message, partition)
+        except asyncio.CancelledError:
+            # Cut off by a stop that ran out of time: give the message back for someone else.
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            raise
         finally:
             self.stats.in_flight -= 1
             self._serializer.release(chat, mine)
             if task is not None:
-                self._tasks.discard(task)
+                tasks.discard(task)
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _process(self, message: AbstractIncomingMessage, partition: int) -> None:
         attempt = _attempt_of(message)
         while True:
             with bind(message_id=message.message_id, attempt=attempt, consumer=self._name):
@@ -230,19 +271,26 @@ class StageConsumer:
                             headers[AMBIGUOUS_HEADER] = True
                         await self._schedule_retry(message, headers, delay)
                         return
-                    if self._stopping.is_set():
+                    if self._stopping.is_set() or self._draining[partition].is_set():
                         await message.nack(requeue=True)
                         return
-                    await self._sleep_unless_stopping(delay)
+                    await self._sleep_unless_stopping(delay, partition)
                     attempt += 1
                     continue
                 await message.ack()
                 self.stats.acked += 1
                 return
 
-    async def _sleep_unless_stopping(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+    async def _sleep_unless_stopping(self, delay: float, partition: int) -> None:
+        waits = [
+            asyncio.create_task(self._stopping.wait()),
+            asyncio.create_task(self._draining[partition].wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _republish(
         self, exchange_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
@@ -291,21 +339,27 @@ class StageConsumer:
     async def stop(self, timeout_s: float) -> None:
         """Stop taking work, let in-flight work finish up to the timeout, cancel the rest."""
         self._stopping.set()
-        for queue, tag in self._consumers:
+        for partition in list(self._consumers):
+            queue, tag = self._consumers.pop(partition)
             try:
                 await queue.cancel(tag)
-            except Exception:
+            except Exception:  # the channel may already be gone
                 log.debug("cancel failed", exc_info=True)
-        pending = set(self._tasks)
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=timeout_s)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=2)
+        await self._finish({t for tasks in self._tasks.values() for t in tasks}, timeout_s)
         for channel in (self._channel, self._publish_channel):
             if channel is not None and not channel.is_closed:
                 await channel.close()
+
+    @staticmethod
+    async def _finish(tasks: set[asyncio.Task[None]], timeout_s: float) -> None:
+        pending = set(tasks)
+        if not pending:
+            return
+        _, still = await asyncio.wait(pending, timeout=timeout_s)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=2)
 
 
 def brief(exc: BaseException, limit: int = 500) -> str:

@@ -25,6 +25,7 @@ from omnibot.shared.health import heartbeat
 from omnibot.shared.messages import OutboundAction, outbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.omnidesk import OmnideskClient
+from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
@@ -101,8 +102,18 @@ async def serve_egress(
             name="egress",
         )
         await consumer.start()
+        # Partitions are shared out among the replicas through leases (shared/partitions.py).
+        balancer = PartitionBalancer(
+            PartitionLeases(db, topology.outbound.name, settings.chat_partitions),
+            consumer,
+            drain_timeout_s=settings.shutdown_timeout_s,
+        )
+        await balancer.rebalance()
+        balancing = asyncio.create_task(balancer.run(stop))
         beat = asyncio.create_task(heartbeat("egress", lambda: not connection.is_closed))
-        log.info("egress consuming %d partitions", settings.chat_partitions)
+        log.info(
+            "egress consuming partitions %s of %d", sorted(consumer.partitions), settings.chat_partitions
+        )
         if ready is not None:
             ready.set()
         await stop.wait()
@@ -110,6 +121,8 @@ async def serve_egress(
             "egress stopping: finishing deliveries in progress (up to %.0fs)", settings.shutdown_timeout_s
         )
         await consumer.stop(settings.shutdown_timeout_s)
+        await balancing
+        await balancer.leave()
         beat.cancel()
         s = consumer.stats
         log.info(
