@@ -35,6 +35,7 @@ import msgspec
 
 from omnibot.dialog import engine
 from omnibot.dialog.catalog import AgentCatalog
+from omnibot.dialog.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, reason_text, removed_bot_label
 from omnibot.dialog.inbox import CustomerText
 from omnibot.dialog.outbox import build_actions, transcript_lines, transfer_summary
 from omnibot.shared.channel_cache import ChannelDirectory
@@ -59,7 +60,6 @@ Publish = Callable[[OutboundAction], Awaitable[None]]
 Fetch = Callable[[engine.CallExternal], Awaitable[engine.ExternalResult]]
 
 MAX_COMMIT_CONFLICTS = 5
-MAX_EXTERNAL_CALLS_PER_TURN = 10
 FINGERPRINTS_KEPT = 20
 
 
@@ -338,9 +338,8 @@ class TurnRunner:
             if call is None:
                 return record
             result = await self._fetch(call)
-            label = _removed_bot_label(
-                call, result, channel, record.chat_id, state.variables.get("bot_label_id")
-            )
+            bot_label = label_id(state.variables.get("bot_label_id"), channel.bot_label_id)
+            label = removed_bot_label(call, result, channel.domain, record.chat_id, bot_label)
             now = self._clock()
             expected = record.version
             record = _next_version(record)
@@ -377,7 +376,7 @@ class TurnRunner:
         summary = ""
         if transfer is not None:
             recent = await self._chats.transcript(record.key, limit=20)
-            summary = transfer_summary(recent, state.variables, _reason(transfer))
+            summary = transfer_summary(recent, state.variables, reason_text(transfer))
         return build_actions(
             effects,
             channel_id=record.channel_id,
@@ -385,7 +384,7 @@ class TurnRunner:
             first_seq=record.out_seq + 1,
             now=now,
             summary=summary,
-            label_id=_label_id(state.variables.get("bot_label_id"), channel.bot_label_id),
+            label_id=label_id(state.variables.get("bot_label_id"), channel.bot_label_id),
         )
 
     async def _publish_all(self, actions: list[OutboundAction]) -> None:
@@ -422,33 +421,6 @@ class TurnRunner:
         }
 
 
-def _removed_bot_label(
-    call: engine.CallExternal,
-    result: engine.ExternalResult,
-    channel: Channel,
-    chat_id: str,
-    agent_label: object,
-) -> int | None:
-    """The bot label, if this successful request took it off this chat's case in Omnidesk.
-
-    This is how the seed transfers a chat: `PUT {{channel_webhook_url}}/api/cases/{{chat_id}}.json`
-    with `{"case": {"delete_labels": [bot_label_id]}}` (or a `labels` list without it).
-    """
-    label = _label_id(agent_label, channel.bot_label_id)
-    if label is None or result.status is None or not 200 <= result.status < 300 or call.method != "PUT":
-        return None
-    if call.url.split("?", 1)[0].rstrip("/") != f"{channel.domain}/api/cases/{chat_id}.json":
-        return None
-    body = call.body.get("case") if isinstance(call.body, dict) else None
-    if not isinstance(body, dict):
-        return None
-    removed = {_label_id(x, None) for x in body.get("delete_labels") or body.get("remove_labels") or []}
-    kept = body.get("labels")
-    if label in removed or (isinstance(kept, list) and label not in {_label_id(x, None) for x in kept}):
-        return label
-    return None
-
-
 def _next_version(record: ChatRecord) -> ChatRecord:
     return msgspec.structs.replace(record, version=record.version + 1, pending=[])
 
@@ -466,17 +438,3 @@ def _fingerprints(
 
 def _as_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _reason(transfer: engine.Transfer) -> str:
-    return {"slot": "the agent transferred it", "error": "the agent failed", "loop": "the agent looped"}.get(
-        transfer.reason, transfer.reason
-    ) + (f": {transfer.detail}" if transfer.detail else "")
-
-
-def _label_id(from_agent: object, from_channel: int | None) -> int | None:
-    if isinstance(from_agent, int) and not isinstance(from_agent, bool) and from_agent > 0:
-        return from_agent
-    if isinstance(from_agent, str) and from_agent.strip().isdigit() and int(from_agent) > 0:
-        return int(from_agent)
-    return from_channel

@@ -144,14 +144,18 @@ class Deliverer:
         self, account: Account, case_id: int, staff_id: int, action: SendFile
     ) -> dict[str, Any]:
         content, content_type = await self._files.download(action.url, MAX_FILE_BYTES)
-        form = aiohttp.FormData()
+        # Not percent-encoded: Omnidesk, like browsers, takes the file name as UTF-8 as it stands.
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("message[staff_id]", str(staff_id))
         if action.caption:
             form.add_field("message[content]", action.caption)
             form.add_field("message[content_html]", text_to_html(action.caption))
         # A stream, not bytes: aiohttp sends large raw bytes in one blocking write.
         form.add_field(
-            "message[attachments][0]", io.BytesIO(content), filename=action.name, content_type=content_type
+            "message[attachments][0]",
+            io.BytesIO(content),
+            filename=_safe_name(action.name),
+            content_type=content_type,
         )
         return await self._client.post_reply_multipart(account, case_id, form)
 
@@ -200,6 +204,12 @@ class Deliverer:
         if label_id in _labels(await self._client.get_case(account, case_id)):
             raise PermanentError(f"Omnidesk kept label {label_id} on case {case_id} (a locked label?)")
         log.info("bot label removed by replacing the labels list (delete_labels was ignored)")
+
+
+def _safe_name(name: str) -> str:
+    """A file name that cannot break the multipart header it is written into."""
+    cleaned = "".join(" " if ch == '"' or ord(ch) < 32 else ch for ch in name).strip()
+    return cleaned or "file"
 
 
 def _labels(case: dict[str, Any]) -> list[int]:

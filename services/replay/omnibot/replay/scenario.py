@@ -1,0 +1,77 @@
+"""What a transcript runs against: its agent with the header's overrides, and the external URL.
+
+The header names an agent file relative to the transcript and may override agent variables;
+`{{external}}` inside the overrides stands for the fake external service's base URL, which only
+the run knows. Outputs are compared with that URL written back as `{{external}}`, so one
+transcript holds for every run wherever its fake service listens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from omnibot.dialog.agent import Agent, load_agent
+from omnibot.replay.transcript import (
+    EXTERNAL_PLACEHOLDER,
+    BotLine,
+    FileLine,
+    FileOut,
+    Output,
+    Transcript,
+    TranscriptError,
+)
+
+
+def agent_path(transcript: Transcript, base_dir: Path) -> Path:
+    return base_dir / transcript.header.agent
+
+
+def agent_document(transcript: Transcript, base_dir: Path, external_url: str) -> dict[str, Any]:
+    """The agent file as JSON, with the header's variable overrides applied."""
+    path = agent_path(transcript, base_dir)
+    try:
+        raw = msgspec.json.decode(path.read_bytes())
+    except (OSError, msgspec.DecodeError) as exc:
+        raise TranscriptError(f"agent file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise TranscriptError(f"agent file {path}: not a JSON object")
+    variables = raw.get("variables")
+    merged = dict(variables) if isinstance(variables, dict) else {}
+    merged.update(with_external(transcript.header.variables, external_url))
+    return {**raw, "variables": merged}
+
+
+def load_scenario_agent(transcript: Transcript, base_dir: Path, external_url: str) -> Agent:
+    """The agent to run, validated like an import (`AgentInvalid` lists every error)."""
+    agent, _warnings = load_agent(agent_document(transcript, base_dir, external_url))
+    return agent
+
+
+def with_external(value: Any, external_url: str) -> Any:
+    """`value` with `{{external}}` in its strings replaced by the fake service's base URL."""
+    if isinstance(value, str):
+        return value.replace(EXTERNAL_PLACEHOLDER, external_url.rstrip("/"))
+    if isinstance(value, list):
+        return [with_external(item, external_url) for item in value]
+    if isinstance(value, dict):
+        return {key: with_external(item, external_url) for key, item in value.items()}
+    return value
+
+
+def masked(text: str, external_url: str) -> str:
+    """A produced text with the fake service's base URL written back as `{{external}}`."""
+    return text.replace(external_url.rstrip("/"), EXTERNAL_PLACEHOLDER)
+
+
+def masked_output(output: Output, external_url: str) -> Output:
+    if isinstance(output, BotLine):
+        return msgspec.structs.replace(output, bot=masked(output.bot, external_url))
+    if isinstance(output, FileLine):
+        file = FileOut(
+            name=masked(output.file.name, external_url), caption=masked(output.file.caption, external_url)
+        )
+        return msgspec.structs.replace(output, file=file)
+    return output

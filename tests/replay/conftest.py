@@ -1,0 +1,63 @@
+"""Fixtures of the replay tests: the pipeline in this process, the sandbox, the fake external service.
+
+The broker, database and settings come from tests/conftest.py (unique names per test); here the
+services start once per test, as in tests/integration/conftest.py, next to a sandbox Omnidesk and
+a fake external service on 127.0.0.1 (which the test settings allow `external_request` to reach).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from omnibot.dialog.service import serve_dialog
+from omnibot.egress.service import serve_egress
+from omnibot.ingress.service import serve_ingress
+from omnibot.replay.external import FakeExternalServer, running_fake_external
+from omnibot.sandbox.state import SandboxState
+from omnibot.shared.settings import Settings
+from tests.conftest import free_port
+from tests.harness import ServiceTask, running_sandbox
+
+
+@dataclass
+class ReplayPipeline:
+    settings: Settings
+    sandbox: SandboxState
+    sandbox_url: str
+    external: FakeExternalServer
+    external_url: str
+
+
+@pytest.fixture
+async def sandbox(settings: Settings) -> AsyncIterator[tuple[SandboxState, str]]:
+    async with running_sandbox(free_port()) as running:
+        yield running
+
+
+@pytest.fixture
+async def fake_external() -> AsyncIterator[tuple[FakeExternalServer, str]]:
+    async with running_fake_external() as running:
+        yield running
+
+
+@pytest.fixture
+async def replay_pipeline(
+    settings: Settings,
+    broker: object,
+    db: object,
+    sandbox: tuple[SandboxState, str],
+    fake_external: tuple[FakeExternalServer, str],
+) -> AsyncIterator[ReplayPipeline]:
+    services = [ServiceTask("ingress", serve_ingress, settings)]
+    await services[0].wait_ready()
+    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
+        services.append(ServiceTask(name, serve, settings))
+        await services[-1].wait_ready()
+    try:
+        yield ReplayPipeline(settings, *sandbox, *fake_external)
+    finally:
+        for service in reversed(services):
+            await service.stop()
