@@ -1,9 +1,11 @@
-"""Agents as dialog needs them: parsed once per version, the published pointer cached briefly."""
+"""Agents as dialog needs them: each version parsed once (versions never change).
+
+Which version is published is read afresh for every new chat (one small read; new chats are rare
+next to messages), so a chat that starts right after `omnibot agent publish` gets the new version.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Protocol
 
 from omnibot.dialog.agent import Agent, load_agent
@@ -18,25 +20,17 @@ class AgentSource(Protocol):
 
 
 class AgentCatalog:
-    def __init__(
-        self, store: AgentSource, *, ttl_s: float = 1.0, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, store: AgentSource) -> None:
         self._store = store
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._parsed: dict[tuple[str, int], Agent] = {}  # versions are immutable: cache forever
-        self._published: dict[str, tuple[float, AgentVersion | None]] = {}
+        self._parsed: dict[tuple[str, int], Agent] = {}
 
     async def published_version(self, name: str) -> int | None:
-        now = self._clock()
-        hit = self._published.get(name)
-        if hit is None or hit[0] <= now:
-            version = await self._store.published(name)
-            hit = (now + self._ttl_s, version)
-            self._published[name] = hit
-            if version is not None:
-                self._remember(version)
-        return None if hit[1] is None else hit[1].version
+        version = await self._store.published(name)
+        if version is None:
+            return None
+        if (version.name, version.version) not in self._parsed:
+            self._remember(version)
+        return version.version
 
     async def get(self, name: str, version: int) -> Agent:
         agent = self._parsed.get((name, version))
