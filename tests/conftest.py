@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from omnibot.shared.crypto import generate_key
-from omnibot.shared.devmongo import start_server, wait_until_up
+from omnibot.shared.devmongo import throwaway_server
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, delete_topology
 
@@ -63,18 +62,8 @@ def mongo_url() -> Iterator[str]:
         with MongoDbContainer("mongo:8") as container:
             yield container.get_connection_url()
         return
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="omnibot-mongo-") as tmp:
-        process = start_server(":memory:", port, Path(tmp) / "server.log")
-        try:
-            wait_until_up(port, process)
-            yield f"mongodb://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with throwaway_server() as url:
+        yield url
 
 
 @pytest.fixture

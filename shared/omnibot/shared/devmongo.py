@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,20 @@ def stop_dev_mongo(data_dir: str) -> bool:
         os.kill(int(state["pid"]), signal.SIGTERM)
     state_file.unlink()
     return True
+
+
+@contextlib.contextmanager
+def throwaway_server(storage: str = ":memory:") -> Iterator[str]:
+    """A local server for the length of a block (tests, benchmarks); yields its URL."""
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="omnibot-mongo-") as tmp:
+        process = start_server(storage, port, Path(tmp) / "server.log")
+        try:
+            wait_until_up(port, process)
+            yield f"mongodb://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
