@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from omnibot.shared.crypto import generate_key
-from omnibot.shared.devmongo import start_server, wait_until_up
+from omnibot.shared.devmongo import throwaway_server
 from omnibot.shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,15 +46,8 @@ def mongo() -> Iterator[str]:
     if os.environ.get("MONGODB_URL"):
         yield os.environ["MONGODB_URL"]
         return
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        process = start_server(":memory:", port, Path(tmp) / "mongo.log")
-        try:
-            wait_until_up(port, process)
-            yield f"mongodb://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(10)
+    with throwaway_server() as url:
+        yield url
 
 
 @contextlib.contextmanager
