@@ -18,11 +18,12 @@ Serve = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 def services() -> dict[str, Serve]:
     # Imported here so that `omnibot agent ...` does not pay for every service's imports.
+    from omnibot.admin.service import serve_admin
     from omnibot.dialog.service import serve_dialog
     from omnibot.egress.service import serve_egress
     from omnibot.ingress.service import serve_ingress
 
-    return {"ingress": serve_ingress, "dialog": serve_dialog, "egress": serve_egress}
+    return {"ingress": serve_ingress, "dialog": serve_dialog, "egress": serve_egress, "admin": serve_admin}
 
 
 async def run_services(names: list[str], settings: Settings) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -46,3 +48,42 @@ def title_problem(value: str) -> str | None:
     if not value.strip():
         return "title: must not be empty"
     return "title: at most 200 characters" if len(value) > 200 else None
+
+
+def positive_problem(name: str, value: int | None) -> str | None:
+    if value is None or value > 0:
+        return None
+    return f"{name}: must be a positive id"
+
+
+def transfer_status_problem(value: str) -> str | None:
+    if value in ("", "open", "waiting", "closed"):
+        return None
+    return "transfer_status: must be open, waiting or closed (or empty: leave the status alone)"
+
+
+def page_problems(limit: int, offset: int, *, max_limit: int) -> list[str]:
+    problems = []
+    if not 1 <= limit <= max_limit:
+        problems.append(f"limit: must be between 1 and {max_limit}")
+    if offset < 0:
+        problems.append("offset: must not be negative")
+    return problems
+
+
+def parse_since(value: str) -> tuple[float | None, str | None]:
+    """A point in time as unix seconds or ISO 8601 (UTC unless it says otherwise): (ts, problem)."""
+    raw = value.strip()
+    try:
+        number = float(raw)
+    except ValueError:
+        pass
+    else:
+        return (number, None) if math.isfinite(number) else (None, "updated_since: must be a finite time")
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None, "updated_since: must be an ISO 8601 time (2026-05-01T10:00:00Z) or unix seconds"
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp(), None

@@ -19,7 +19,7 @@ from omnibot.dialog.turns import Fetch, TurnRunner
 from omnibot.shared import amqp
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.channels import MongoChannelStore, verify_secret_key
 from omnibot.shared.chats import ChatStore, MongoChatStore
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.deliveries import MongoDeliveryStore
@@ -87,6 +87,7 @@ async def serve_dialog(
         db = mongo[settings.mongodb_db]
         await ensure_indexes(db)
         box = secret_box(settings)
+        await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
         connection = await amqp.connect(settings.amqp_url, name="omnibot-dialog")
         stack.push_async_callback(connection.close)
         async with connection.channel() as channel:

@@ -16,7 +16,7 @@ from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.channels import MongoChannelStore, verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
@@ -71,6 +71,7 @@ async def serve_egress(
         db = mongo[settings.mongodb_db]
         await ensure_indexes(db)
         box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
+        await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
         stack.push_async_callback(session.close)
         files = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))

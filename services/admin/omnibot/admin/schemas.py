@@ -1,0 +1,195 @@
+"""The shapes of management: request bodies and answers, as msgspec Structs.
+
+Operations build their answers from these, so the command line's `--json` and the admin API print
+the same thing; the API decodes request bodies into them; the OpenAPI document is generated from
+them, so it cannot drift from what the code does. Times are ISO 8601 strings in UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+T = TypeVar("T")
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+TRANSFER_STATUSES = ("", "open", "waiting", "closed")
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True):
+    """One page of a list; `next_offset` is null on the last page."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class Check(msgspec.Struct, kw_only=True, frozen=True):
+    """One activation check: agent, omnidesk, webhook or unique."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class ChannelView(msgspec.Struct, kw_only=True):
+    id: int
+    title: str
+    domain: str
+    email: str
+    api_key: str  # masked: "k-3f…71"
+    agent: str
+    active: bool
+    webhook_url: str  # the Chatbot webhook URL to paste into the Omnidesk rules
+    bot_label_id: int | None
+    transfer_status: str | None
+    transfer_group_id: int | None
+    created_at: str | None
+    updated_at: str | None
+    # Present when the activation checks ran (create --activate, activate, update of an active channel).
+    checks: list[Check] | UnsetType = UNSET
+
+
+class ChannelDeleted(msgspec.Struct, kw_only=True):
+    id: int
+    deleted: bool
+
+
+class AgentView(msgspec.Struct, kw_only=True):
+    name: str
+    latest_version: int
+    published_version: int | None
+
+
+class AgentVersionView(msgspec.Struct, kw_only=True):
+    name: str
+    version: int
+    published: bool
+    imported_at: str | None
+    slots: int
+
+
+class AgentImported(msgspec.Struct, kw_only=True):
+    name: str
+    version: int
+    published: bool
+    warnings: list[str]
+
+
+class AgentValid(msgspec.Struct, kw_only=True):
+    name: str
+    valid: bool
+    warnings: list[str]
+
+
+class AgentPublished(msgspec.Struct, kw_only=True):
+    name: str
+    published_version: int
+
+
+class AgentDeleted(msgspec.Struct, kw_only=True):
+    name: str
+    deleted: bool
+    versions: int
+
+
+class TranscriptEntry(msgspec.Struct, kw_only=True):
+    role: Literal["customer", "bot", "system"]
+    text: str
+    at: str | None
+
+
+class ChatSummary(msgspec.Struct, kw_only=True):
+    channel_id: int
+    chat_id: str
+    owner: Literal["bot", "operator"]
+    agent: str
+    agent_version: int
+    slot: str | None  # the current slot; null: no session (the next message starts the agent)
+    waiting: str  # "reply", "external" or "none"
+    last_error: str
+    created_at: str | None
+    updated_at: str | None
+
+
+class ChatView(ChatSummary, kw_only=True):
+    variables: dict[str, Any]
+    transcript: list[TranscriptEntry]  # oldest first; the last `transcript` lines asked for
+
+
+class DeadLetterView(msgspec.Struct, kw_only=True):
+    id: str
+    stage: Literal["inbound", "outbound"]
+    channel_id: int | None
+    chat_id: str | None
+    kind: str
+    error: str
+    attempts: int
+    dead_at: str | None
+    body: dict[str, Any]
+
+
+class ReplayResult(msgspec.Struct, kw_only=True):
+    replayed: list[DeadLetterView]
+    missing: list[str]  # ids asked for that are not (or no longer) dead letters
+
+
+class SecretsRotated(msgspec.Struct, kw_only=True):
+    channels: int  # channels whose secrets are now encrypted under the first key of SECRET_KEY
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error of the admin API. `error` is a stable code; `problems` lists every reason."""
+
+    error: str
+    message: str
+    problems: list[str]
+    details: dict[str, Any] | UnsetType = UNSET
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    title: str = "New channel"
+    domain: str  # https://<account>.omnidesk.ru
+    api_key: str
+    email: str  # the bot's staff member in Omnidesk
+    agent: str  # the default agent
+    bot_label_id: int | None = None  # the "on the bot" label, removed on transfer to an operator
+    transfer_status: str = ""  # "", "open", "waiting" or "closed": case status set on transfer
+    transfer_group_id: int | None = None  # group the case goes to on transfer
+    activate: bool = False  # CREATE & ACTIVATE
+
+
+class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields given change; null clears an optional one."""
+
+    title: str | UnsetType = UNSET
+    domain: str | UnsetType = UNSET
+    api_key: str | UnsetType = UNSET
+    email: str | UnsetType = UNSET
+    agent: str | UnsetType = UNSET
+    bot_label_id: int | UnsetType | None = UNSET
+    transfer_status: str | UnsetType = UNSET
+    transfer_group_id: int | UnsetType | None = UNSET
+
+
+class AgentPublish(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    version: int | None = None  # default: the latest version
+
+
+class DeadLetterReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    ids: list[str] = []
+    all: bool = False
+    stage: Literal["inbound", "outbound"] | None = None
