@@ -1,8 +1,8 @@
 """The sandbox account's Omnidesk REST API, in Omnidesk's wire format (omnidesk-api.md §1-2).
 
 Owns: the `/api/*.json` routes, the public attachment downloads, the middleware every request
-outside `/sandbox` passes (request log, per-minute rate limit, scripted faults, HTTP Basic auth,
-JSON errors), and the wire rendering of staff, labels, cases and messages (control.py reuses it).
+outside `/sandbox` passes (request log, outage, per-minute rate limit, scripted faults, HTTP Basic
+auth, JSON errors), and the wire rendering of staff, labels, cases and messages (control.py reuses it).
 
 Choices where public material is silent, each made here and nowhere else (GUESS):
 - paging values out of range answer 400 `incorrect_page` / `incorrect_limit`;
@@ -514,6 +514,10 @@ class OmnideskApi:
     async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         decision: RateDecision | None = None
         if request.path.startswith(API_PREFIX):
+            down = self._state.outage_status()
+            if down is not None:
+                # Omnidesk is down: nothing runs, nothing is counted against the rate limit.
+                return error_response(down, "service_unavailable")
             decision = self._state.rate_limiter.take()
             if not decision.allowed:
                 refused = error_response(

@@ -1,9 +1,10 @@
 """The `/sandbox` control API: what tests and people use to drive and inspect the sandbox account.
 
-Owns: playing the customer (which fires the rules), registering rules, scripting faults and the
-rate limit, managing staff, switching API variants, reading cases, waiting for the bot, the request
-and webhook logs, resetting; and `GET /files/{name}?size=N`, public files of any size for egress to
-download. JSON in and out, no auth (the sandbox is a local stand-in, never an exposed service).
+Owns: playing the customer (which fires the rules), registering rules, scripting faults, timed
+outages of the whole API and the rate limit, managing staff, switching API variants, reading cases,
+waiting for the bot, the request and webhook logs, resetting; and `GET /files/{name}?size=N`, public
+files of any size for egress to download. JSON in and out, no auth (the sandbox is a local
+stand-in, never an exposed service).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from omnibot.sandbox.state import (
     Case,
     FaultResponse,
     NewFile,
+    Outage,
     Rule,
     SandboxState,
     check_file_sizes,
@@ -89,6 +91,11 @@ class _FaultIn(msgspec.Struct, kw_only=True):
     path: str
     responses: list[_FaultResponseIn]
     times: int = 1
+
+
+class _OutageIn(msgspec.Struct, kw_only=True):
+    seconds: float
+    status: int = 503
 
 
 class _RateLimitIn(msgspec.Struct):
@@ -169,6 +176,12 @@ def _decode_files(files: list[_CustomerFile]) -> list[NewFile]:
     return decoded
 
 
+def _render_outage(state: SandboxState, outage: Outage | None) -> dict[str, Any] | None:
+    if outage is None:
+        return None
+    return {"status": outage.status, "seconds_left": round(max(0.0, outage.until - state.clock()), 3)}
+
+
 def _fault_responses(spec: _FaultIn) -> list[FaultResponse]:
     if not spec.responses or spec.times < 1:
         raise ApiError(400, "invalid_request", detail="responses must not be empty and times must be >= 1")
@@ -218,6 +231,9 @@ class SandboxControl:
             web.get("/sandbox/faults", self.list_faults),
             web.post("/sandbox/faults", self.add_fault),
             web.delete("/sandbox/faults", self.clear_faults),
+            web.get("/sandbox/outage", self.get_outage),
+            web.post("/sandbox/outage", self.start_outage),
+            web.delete("/sandbox/outage", self.end_outage),
             web.post("/sandbox/rate-limit", self.set_rate_limit),
             web.post("/sandbox/staff", self.add_staff),
             web.put("/sandbox/staff/{staff_id}", self.update_staff),
@@ -416,6 +432,26 @@ class SandboxControl:
     async def clear_faults(self, request: web.Request) -> web.Response:
         self._state.faults.clear()
         return json_response({"ok": True})
+
+    # -- outage ------------------------------------------------------------------------------
+
+    async def get_outage(self, request: web.Request) -> web.Response:
+        self._state.outage_status()  # forgets an outage that is over
+        return json_response({"outage": _render_outage(self._state, self._state.outage)})
+
+    async def start_outage(self, request: web.Request) -> web.Response:
+        """`{"seconds": S, "status": 503}`: every `/api` request answers `status` for S seconds."""
+        body: _OutageIn = await self._body(request, _OutageIn)
+        if not 0 < body.seconds <= MAX_WAIT_S:
+            raise ApiError(400, "invalid_request", detail=f"seconds must be in (0, {MAX_WAIT_S:.0f}]")
+        if not 400 <= body.status <= 599:
+            raise ApiError(400, "invalid_request", detail="status must be an error status (400-599)")
+        outage = self._state.start_outage(body.seconds, body.status)
+        return json_response({"outage": _render_outage(self._state, outage)})
+
+    async def end_outage(self, request: web.Request) -> web.Response:
+        self._state.end_outage()
+        return json_response({"outage": None})
 
     # -- public demo files -----------------------------------------------------------------------
 

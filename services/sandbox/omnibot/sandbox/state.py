@@ -1,9 +1,10 @@
 """The in-memory state of one sandbox Omnidesk account, and waking whoever waits for it to change.
 
 Owns: staff, users, cases with their messages and notes, labels, rules, the request log, webhook
-deliveries, queued faults and the per-minute rate limiter. Pure-ish: every mutation is synchronous
-and does no I/O; time comes from injected clocks. Business errors are raised as `ApiError` carrying
-the Omnidesk status and error code, so the HTTP layer only has to render them.
+deliveries, queued faults, a timed outage of the whole API and the per-minute rate limiter.
+Pure-ish: every mutation is synchronous and does no I/O; time comes from injected clocks. Business
+errors are raised as `ApiError` carrying the Omnidesk status and error code, so the HTTP layer only
+has to render them.
 
 One state belongs to one event loop (its `asyncio.Condition` binds to the loop on first use).
 """
@@ -292,6 +293,16 @@ class FaultQueue:
         self._faults.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """The whole Omnidesk API down: every `/api` request answers `status` until `until` (the
+    state's clock). Unlike a queued fault it does not run out after N requests, so a client that
+    retries faster or slower meets the same outage for the same time."""
+
+    until: float
+    status: int
+
+
 # --- pure helpers -----------------------------------------------------------------------------
 
 
@@ -384,6 +395,7 @@ class SandboxState:
         self._files: dict[tuple[str, str], Attachment] = {}
         self.rate_limiter.reset(self._initial_rate_limit)
         self.faults.clear()
+        self.outage: Outage | None = None
         # Filler first, so the bot is not on the first page of /api/staff.json (limit 100).
         for n in range(1, self._filler_staff + 1):
             self.add_staff(email=f"operator{n:03d}@sandbox.local", full_name=f"Оператор {n}")
@@ -771,6 +783,25 @@ class SandboxState:
     def set_rate_limit(self, per_minute: int) -> None:
         self.rate_limiter.reset(per_minute)
         self._changed()
+
+    def start_outage(self, seconds: float, status: int) -> Outage:
+        """Take the API down for `seconds` from now (replacing an outage already going on)."""
+        self.outage = Outage(until=self.clock() + seconds, status=status)
+        self._changed()
+        return self.outage
+
+    def end_outage(self) -> None:
+        self.outage = None
+        self._changed()
+
+    def outage_status(self) -> int | None:
+        """The status every `/api` request answers now, None when the API is up."""
+        if self.outage is None:
+            return None
+        if self.clock() >= self.outage.until:
+            self.end_outage()  # over by itself: forget it, so /sandbox shows the API up
+            return None
+        return self.outage.status
 
     def set_delete_labels_supported(self, supported: bool) -> None:
         self.delete_labels_supported = supported

@@ -1,0 +1,446 @@
+"""The processes of a chaos run, and the faults done to them.
+
+Everything runs as a real OS process with its own log file, as in production: the MongoDB-protocol
+server (with a storage directory, so that a restart keeps the data), the Omnidesk sandbox, one
+ingress, two dialog and two egress replicas (`python -m omnibot.admin run NAME`, each with the
+environment of one `Settings`). RabbitMQ is the machine's own broker; the run isolates itself
+with a unique `AMQP_NAMESPACE`.
+
+Faults are plain async functions that return when the fault is over: a replica killed with
+SIGKILL (and a replacement started, as Kubernetes would), the broker's application stopped and
+started, the database server stopped and started, the sandbox's API down for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+
+from omnibot.shared.crypto import generate_key
+from omnibot.shared.devmongo import start_server, wait_until_up
+from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, delete_topology
+from tests.conftest import AMQP_URL, free_port
+from tests.harness import ROOT, management, settings_env
+
+AGENT_FILE = Path(__file__).parent / "agents" / "echo.json"
+LOG_TAIL_LINES = 30
+EVIDENCE = {
+    "dialog": ("redelivered message", "republishing", "retrying in"),
+    "egress": ("found in Omnidesk already", "already performed", "retrying in"),
+}
+POLL_S = 0.1  # how often state outside this process (logs, the sandbox) is looked at
+
+
+class ChaosError(AssertionError):
+    """The cluster did not do what a step needed (a process did not start, a fault did not land)."""
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Wait until an async check holds. For state in other processes, where there is no event to
+    wait on: polls every POLL_S and gives up with a clear message."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise ChaosError(f"{what} did not happen within {timeout:.0f}s")
+        await asyncio.sleep(POLL_S)
+
+
+class Process:
+    """One OS process writing its output to a log file (appended to across restarts)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            )
+
+    def adopt(self, popen: subprocess.Popen[bytes]) -> None:
+        """A process started elsewhere (the MongoDB-protocol server's own helper starts it)."""
+        self.popen = popen
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no acknowledgement, no goodbye to the broker or the database."""
+        if self.popen is not None and self.running:
+            self.popen.send_signal(signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.popen is None or not self.running:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far (0 once it is gone), from /proc."""
+        if self.popen is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            return 0.0
+        # After the command name: state is field 3, utime and stime are fields 14 and 15 (proc(5)).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    async def wait_log(self, fragment: str, timeout: float = 30) -> None:
+        """Wait until the log contains `fragment`; fail at once if the process exits first."""
+
+        async def logged() -> bool:
+            if fragment in self.log_text():
+                return True
+            if not self.running:
+                raise ChaosError(f"{self.name} exited before logging {fragment!r}:\n{self.tail()}")
+            return False
+
+        await eventually(logged, timeout, f"{self.name} logging {fragment!r}")
+
+
+class Sandbox:
+    """The `/sandbox` control API of the sandbox process, as the chaos suite uses it."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.http = http
+        self.url = url
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(method, f"{self.url}{path}", json=body) as response:
+            if response.status >= 300:
+                raise ChaosError(f"sandbox {method} {path}: {response.status} {await response.text()}")
+            return await response.json()
+
+    async def info(self) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call("GET", "/sandbox")
+        return answer
+
+    async def customer_message(self, text: str, case_id: int | None, user: dict[str, str]) -> dict[str, Any]:
+        """The customer writes: stored in the case (created if None); no rule fires (none is set)."""
+        body: dict[str, Any] = {"text": text, "user": user}
+        if case_id is not None:
+            body["case_id"] = case_id
+        answer: dict[str, Any] = await self._call("POST", "/sandbox/customer-messages", body)
+        return answer
+
+    async def case(self, case_id: int) -> dict[str, Any]:
+        answer: dict[str, Any] = await self._call("GET", f"/sandbox/cases/{case_id}")
+        return answer
+
+    async def set_rate_limit(self, per_minute: int) -> None:
+        await self._call("POST", "/sandbox/rate-limit", {"per_minute": per_minute})
+
+    async def add_fault(self, body: dict[str, Any]) -> None:
+        await self._call("POST", "/sandbox/faults", body)
+
+    async def pending_faults(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = (await self._call("GET", "/sandbox/faults"))["faults"]
+        return answer
+
+    async def start_outage(self, seconds: float, status: int) -> None:
+        await self._call("POST", "/sandbox/outage", {"seconds": seconds, "status": status})
+
+    async def outage(self) -> dict[str, Any] | None:
+        answer: dict[str, Any] | None = (await self._call("GET", "/sandbox/outage"))["outage"]
+        return answer
+
+
+class Cluster:
+    """Every process of the run; replicas come and go, their logs stay for the report."""
+
+    def __init__(self, log_dir: Path, http: aiohttp.ClientSession) -> None:
+        self.log_dir = log_dir
+        self.http = http
+        self.mongo_port = free_port()
+        self.mongo_storage = log_dir / "mongo-data"
+        self.mongo_storage.mkdir()
+        ingress_port, sandbox_port = free_port(), free_port()
+        unique = uuid.uuid4().hex[:10]
+        self.settings = Settings(
+            amqp_url=AMQP_URL,
+            amqp_namespace=f"chaos-{unique}",
+            mongodb_url=f"mongodb://127.0.0.1:{self.mongo_port}",
+            mongodb_db="omnibot_chaos",
+            public_base_url=f"http://127.0.0.1:{ingress_port}",
+            ingress_host="127.0.0.1",
+            ingress_port=ingress_port,
+            secret_key=generate_key(),
+            chat_partitions=4,
+            omnidesk_allow_http=True,
+            # Short enough that a reply held by the sandbox times out within the phase.
+            omnidesk_timeout_s=5.0,
+            sandbox_host="127.0.0.1",
+            sandbox_port=sandbox_port,
+            shutdown_timeout_s=2.0,
+            data_dir=str(log_dir / "data"),
+        )
+        self.env = settings_env(self.settings)
+        self.sandbox = Sandbox(http, f"http://127.0.0.1:{sandbox_port}")
+        self.mongo = Process("mongo", [], {}, log_dir / "mongo.log")
+        self.processes: list[Process] = [self.mongo]  # everything ever started, for the logs
+        self.replicas: dict[str, list[Process]] = {"dialog": [], "egress": []}
+        self._numbers = itertools.count(1)
+        self.webhook_url = ""
+        self.broker_stopped = False
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, self.env, self.log_dir / f"{name}.log")
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def _service(self, kind: str) -> Process:
+        name = f"{kind}-{next(self._numbers)}"
+        return self._spawn(name, [sys.executable, "-m", "omnibot.admin", "run", kind])
+
+    async def start(self) -> None:
+        self.start_mongo()
+        sandbox = self._spawn(
+            "sandbox",
+            [
+                sys.executable,
+                "-m",
+                "omnibot.admin",
+                "sandbox",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.settings.sandbox_port),
+            ],
+        )
+        await asyncio.to_thread(wait_until_up, self.mongo_port, self.mongo.popen, 30)
+        ingress = self._service("ingress")
+        for kind in ("dialog", "dialog", "egress", "egress"):
+            self.replicas[kind].append(self._service(kind))
+        await sandbox.wait_log("Omnidesk sandbox on", 30)
+        await ingress.wait_log("ingress listening", 60)
+        for replica in self.replicas["dialog"] + self.replicas["egress"]:
+            await replica.wait_log("consuming", 60)
+        info = await self.sandbox.info()
+        # Far above the stream's needs: this suite is about faults, not about Omnidesk's limits.
+        await self.sandbox.set_rate_limit(1_000_000)
+        self.webhook_url = await self._create_channel(info)
+
+    async def _create_channel(self, info: dict[str, Any]) -> str:
+        ops, client = await management(self.settings)
+        try:
+            agent = await ops.import_agent(AGENT_FILE.read_bytes(), publish=True)
+            channel = await ops.create_channel(
+                title="Chaos",
+                domain=self.sandbox.url,
+                api_key=info["api_key"],
+                email=info["bot_email"],
+                agent=agent["name"],
+                activate=True,
+                bot_label_id=info["bot_label_id"],
+            )
+        finally:
+            await client.close()
+        if not channel.get("active"):
+            raise ChaosError(f"the channel did not activate: {channel.get('checks')}")
+        return str(channel["webhook_url"])
+
+    def start_mongo(self) -> None:
+        self.mongo.adopt(start_server(str(self.mongo_storage), self.mongo_port, self.mongo.log_path))
+
+    # -- replicas ----------------------------------------------------------------------------
+
+    async def busiest(self, kind: str, window_s: float = 1.0) -> Process:
+        """The replica of `kind` that used most CPU over a short window: the one doing work now.
+
+        Which replica handles which partitions is the replicas' business (single-active-consumer,
+        leases); the suite only needs to hit one that is working, whichever that is.
+        """
+        replicas = self.replicas[kind]
+        before = [r.cpu_seconds() for r in replicas]
+        await asyncio.sleep(window_s)  # deliberate: the window over which activity is measured
+        used = [r.cpu_seconds() - b for r, b in zip(replicas, before, strict=True)]
+        return replicas[used.index(max(used))]
+
+    async def replace(self, victim: Process) -> Process:
+        """Start a replacement for a dead replica (what Kubernetes does) and wait until it consumes."""
+        kind = victim.name.split("-")[0]
+        self.replicas[kind].remove(victim)
+        replacement = self._service(kind)
+        self.replicas[kind].append(replacement)
+        await replacement.wait_log("consuming", 60)
+        return replacement
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def logs(self) -> str:
+        """The tail of every process's log, for assertion messages."""
+        parts = []
+        for process in self.processes:
+            state = "running" if process.running else "exited/killed"
+            parts.append(f"----- {process.name} ({state}) {process.log_path} -----\n{process.tail()}")
+        return "\n".join(parts)
+
+    def evidence(self) -> Counter[str]:
+        """How often the replicas logged the recoveries a fault should provoke (for the notes:
+        they show that a fault landed mid-work; the verdict never depends on them)."""
+        counts: Counter[str] = Counter()
+        for process in self.processes:
+            kind = process.name.split("-")[0]
+            text = process.log_text()
+            for fragment in EVIDENCE.get(kind, ()):
+                counts[f"{kind}: {fragment}"] += text.count(fragment)
+        return counts
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self.broker_stopped:  # a fault was interrupted (a timeout): never leave the broker down
+            await start_broker(self)
+        services = [p for p in self.processes if p.name != "mongo"]
+        for process in services:  # SIGTERM all first, so they stop in parallel
+            if process.running and process.popen is not None:
+                process.popen.send_signal(signal.SIGTERM)
+        for process in services:
+            await asyncio.to_thread(process.stop, 15)
+        with contextlib.suppress(Exception):
+            await self._delete_topology()
+        self.mongo.stop()
+
+    async def _delete_topology(self) -> None:
+        connection = await aio_pika.connect_robust(self.settings.amqp_url)
+        try:
+            async with connection.channel() as channel:
+                topology = Topology.build(self.settings.amqp_namespace, self.settings.chat_partitions)
+                await delete_topology(channel, topology)
+        finally:
+            await connection.close()
+
+
+# --- faults -----------------------------------------------------------------------------------
+#
+# Each returns when the fault is over (the moment recovery time is measured from) with a note on
+# what exactly it did.
+
+BROKER_DOWN_S = 5.0
+DATABASE_DOWN_S = 5.0
+OMNIDESK_DOWN_S = 20.0
+HELD_REQUESTS = 6
+MESSAGES_PATH = r"/api/cases/\d+/messages\.json"
+
+
+async def hold_requests(cluster: Cluster, method: str, delay_s: float) -> None:
+    """Make the sandbox perform the next HELD_REQUESTS `method`s on a case's messages but answer
+    them only after `delay_s`, and return once all of them are being held: from then on, the
+    replicas that sent them are in the middle of their work, waiting for Omnidesk."""
+    fault = {"method": method, "path": MESSAGES_PATH, "responses": [{"delay_s": delay_s}]}
+    await cluster.sandbox.add_fault({**fault, "times": HELD_REQUESTS})
+
+    async def all_held() -> bool:
+        return not await cluster.sandbox.pending_faults()
+
+    await eventually(all_held, 20, f"{HELD_REQUESTS} {method}s held by the sandbox")
+
+
+async def kill_dialog_replica(cluster: Cluster) -> str:
+    victim = await cluster.busiest("dialog")
+    # In confirm mode a turn starts by reading the case's messages; holding the answers (less than
+    # the client's timeout) makes sure turns are in progress when the kill lands.
+    await hold_requests(cluster, "GET", 3.0)
+    victim.kill()
+    replacement = await cluster.replace(victim)
+    return f"SIGKILL {victim.name} (pid {victim.pid}) mid-turn; {replacement.name} started"
+
+
+async def kill_egress_replica_mid_delivery(cluster: Cluster) -> str:
+    victim = await cluster.busiest("egress")
+    # Replies stored by Omnidesk but answered only after egress's own timeout: the kill lands while
+    # POSTs are in flight whose effect the killed replica never learns of.
+    await hold_requests(cluster, "POST", 30.0)
+    victim.kill()
+    replacement = await cluster.replace(victim)
+    return f"SIGKILL {victim.name} (pid {victim.pid}) with replies in flight; {replacement.name} started"
+
+
+async def restart_broker(cluster: Cluster) -> str:
+    cluster.broker_stopped = True
+    await rabbitmqctl("stop_app")
+    try:
+        await asyncio.sleep(BROKER_DOWN_S)  # deliberate: the broker stays down this long
+    finally:
+        await start_broker(cluster)  # always, whatever happened: other runs share this broker
+    return f"rabbitmqctl stop_app, {BROKER_DOWN_S:.0f}s down, start_app + await_startup"
+
+
+async def restart_database(cluster: Cluster) -> str:
+    await asyncio.to_thread(cluster.mongo.stop, 15)
+    await asyncio.sleep(DATABASE_DOWN_S)  # deliberate: the database stays down this long
+    cluster.start_mongo()
+    await asyncio.to_thread(wait_until_up, cluster.mongo_port, cluster.mongo.popen, 30)
+    return f"SIGTERM to the MongoDB-protocol server, {DATABASE_DOWN_S:.0f}s down, restarted on its storage"
+
+
+async def omnidesk_outage(cluster: Cluster) -> str:
+    await cluster.sandbox.start_outage(OMNIDESK_DOWN_S, 503)
+    await asyncio.sleep(OMNIDESK_DOWN_S)  # deliberate: the outage lasts this long (it ends by itself)
+
+    async def over() -> bool:
+        return (await cluster.sandbox.outage()) is None
+
+    await eventually(over, 5, "the end of the sandbox outage")
+    return f"every Omnidesk API call answered 503 for {OMNIDESK_DOWN_S:.0f}s"
+
+
+# --- the broker -----------------------------------------------------------------------------
+
+
+async def rabbitmqctl(*args: str, timeout: float = 120) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    if process.returncode != 0:
+        raise ChaosError(f"rabbitmqctl {' '.join(args)} failed: {output.decode(errors='replace')}")
+
+
+async def start_broker(cluster: Cluster) -> None:
+    await rabbitmqctl("start_app")
+    await rabbitmqctl("await_startup")
+    cluster.broker_stopped = False
