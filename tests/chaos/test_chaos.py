@@ -104,13 +104,7 @@ async def test_omnidesk_down_for_20_seconds(cluster: Cluster) -> None:
     check(tally, cluster)
 
 
-# Last: while it fails, the cluster is left without consumers and the phases after it would fail too.
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a broker restart no replica consumes again: StageConsumer.add_partition "
-    "(shared/omnibot/shared/amqp.py) subscribes through channel.get_queue(name, ensure=False), a queue "
-    "object aio-pika's robust channel does not track, so its consumer is not restored on reconnect",
-)
+# Last: a broker restart disturbs every connection, so it comes after the others.
 @pytest.mark.timeout(150)
 async def test_rabbitmq_restarted(cluster: Cluster) -> None:
     check(await run_phase(cluster, "RabbitMQ stop_app/start_app", restart_broker), cluster)

@@ -28,8 +28,12 @@ def test_topology_names_carry_the_namespace() -> None:
 
 def test_retry_tier_rounds_up_and_caps() -> None:
     assert retry_tier_ms(0) == RETRY_TIERS_MS[0]
-    assert retry_tier_ms(1.5) == 2_000
-    assert retry_tier_ms(37) == 60_000
+    assert retry_tier_ms(1.5) == 1_500
+    assert retry_tier_ms(1.6) == 2_000
+    assert retry_tier_ms(37) == 48_000
+    # Never more than half again what was wanted (above the smallest tier).
+    for wanted_ms in range(300, RETRY_TIERS_MS[-1], 700):
+        assert retry_tier_ms(wanted_ms / 1000) <= wanted_ms * 1.5
     assert retry_tier_ms(10_000) == RETRY_TIERS_MS[-1]
 
 

@@ -118,7 +118,8 @@ class ChatSerializer:
         return previous, mine
 
     def release(self, key: str, mine: asyncio.Future[None]) -> None:
-        mine.set_result(None)
+        if not mine.done():
+            mine.set_result(None)
         if self._tails.get(key) is mine:
             del self._tails[key]
 
@@ -180,7 +181,9 @@ class StageConsumer:
         assert self._channel is not None, "start() first"
         self._draining[partition] = asyncio.Event()
         self._tasks.setdefault(partition, set())
-        queue = await self._channel.get_queue(self._stage.partition_queue(partition), ensure=False)
+        # ensure=True (a passive declare): the robust channel only restores, after a reconnect, the
+        # consumers of queues it saw declared; an unchecked queue object would be forgotten.
+        queue = await self._channel.get_queue(self._stage.partition_queue(partition), ensure=True)
         tag = await queue.consume(functools.partial(self._on_message, partition))
         self._consumers[partition] = (queue, tag)
         log.info("%s took partition %d", self._name, partition)
@@ -214,7 +217,9 @@ class StageConsumer:
         self.stats.in_flight += 1
         try:
             if previous is not None:
-                await previous
+                # Shielded: cancelling this waiter must not cancel (and so release early) the
+                # future of the work before it, which would let the next message overtake it.
+                await asyncio.shield(previous)
             await self._process(message, partition)
         except asyncio.CancelledError:
             # Cut off by a stop that ran out of time: give the message back for someone else.
@@ -238,7 +243,9 @@ class StageConsumer:
                     return
                 except Deferred as exc:
                     deferrals = _int_header(message, DEFERRALS_HEADER, 0)
-                    delay = min(exc.delay_s * (2 ** min(deferrals, 8)), 30.0)
+                    # Short: a deferral costs one cursor read, and each waiting action of a chat
+                    # adds its wait to the chat's catch-up once the earlier action is through.
+                    delay = min(exc.delay_s * (2 ** min(deferrals, 3)), 1.0)
                     await self._schedule_retry(message, {DEFERRALS_HEADER: deferrals + 1}, delay)
                     return
                 except asyncio.CancelledError:

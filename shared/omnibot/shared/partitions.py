@@ -31,7 +31,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from pymongo import ReturnDocument
@@ -139,7 +139,14 @@ class PartitionLeases:
 
 
 class PartitionBalancer:
-    """Drives a consumer's partitions from the leases, every `beat_s`, until stopped."""
+    """Drives a consumer's partitions from the leases until stopped.
+
+    Two loops, each every `beat_s`: the keeper heartbeats and renews the leases held (also those of
+    partitions being drained, which can take longer than a lease lasts), and fences when it cannot;
+    the balancer hands over and takes partitions as the assignment says. Every MongoDB call is
+    time-boxed well inside the lease, so a hung database cannot keep this replica working
+    partitions whose leases have run out.
+    """
 
     def __init__(
         self,
@@ -155,48 +162,87 @@ class PartitionBalancer:
         self._beat_s = beat_s
         self._drain_timeout_s = drain_timeout_s
         self._clock = clock
+        self._call_timeout_s = leases.lease_s / 4
         self._last_renewed = clock()
+        self._held: set[int] = set()  # leases held: consumed partitions and those being drained
         self.balanced = asyncio.Event()  # set once this replica holds all it should
 
+    async def rebalance(self) -> None:
+        """One full round (keep, then balance): at start-up, and in tests."""
+        await self.keep()
+        await self.balance()
+
     async def run(self, stop: asyncio.Event) -> None:
+        keeper = asyncio.create_task(self._every_beat(stop, self._keep_or_fence))
+        try:
+            await self._every_beat(stop, self._balance_logged)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _every_beat(self, stop: asyncio.Event, work: Callable[[], Awaitable[None]]) -> None:
         while not stop.is_set():
-            try:
-                await self.rebalance()
-            except PyMongoError as exc:
-                log.warning("partition leases unavailable: %s", type(exc).__name__)
-                await self._fence()
+            await work()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._beat_s)
 
-    async def rebalance(self) -> None:
+    async def keep(self) -> None:
         leases, consumer = self._leases, self._consumer
-        await leases.heartbeat()
-        owned = consumer.partitions
-        still = await leases.renew(owned)
+        async with asyncio.timeout(self._call_timeout_s):
+            await leases.heartbeat()
+            still = await leases.renew(self._held)
         self._last_renewed = self._clock()
-        for partition in owned - still:
-            log.warning("lost the lease of partition %d: stopping it", partition)
-            await consumer.remove_partition(partition, self._drain_timeout_s)
-        target = assignment(leases.stage, leases.partitions, await leases.live_members(), leases.me)
+        for partition in self._held - still:
+            self._held.discard(partition)
+            if partition in consumer.partitions:
+                log.warning("lost the lease of partition %d: stopping it", partition)
+                await consumer.remove_partition(partition, self._drain_timeout_s)
+
+    async def balance(self) -> None:
+        leases, consumer = self._leases, self._consumer
+        async with asyncio.timeout(self._call_timeout_s):
+            members = await leases.live_members()
+        target = assignment(leases.stage, leases.partitions, members, leases.me)
         for partition in consumer.partitions - target:
-            await consumer.remove_partition(partition, self._drain_timeout_s)
-            await leases.release(partition)
+            await consumer.remove_partition(partition, self._drain_timeout_s)  # the keeper renews meanwhile
+            async with asyncio.timeout(self._call_timeout_s):
+                await leases.release(partition)
+            self._held.discard(partition)
         for partition in sorted(target - consumer.partitions):
-            if await leases.acquire(partition):
+            async with asyncio.timeout(self._call_timeout_s):
+                acquired = await leases.acquire(partition)
+            if acquired:
+                self._held.add(partition)
                 await consumer.add_partition(partition)
         if consumer.partitions == target:
             self.balanced.set()
 
+    async def _keep_or_fence(self) -> None:
+        try:
+            await self.keep()
+        except (PyMongoError, TimeoutError) as exc:
+            log.warning("cannot renew partition leases: %s", type(exc).__name__)
+            if self._clock() - self._last_renewed > self._leases.lease_s / 2:
+                await self._fence()
+
+    async def _balance_logged(self) -> None:
+        try:
+            await self.balance()
+        except (PyMongoError, TimeoutError) as exc:
+            log.warning("cannot balance partitions: %s", type(exc).__name__)
+
     async def _fence(self) -> None:
-        # Without MongoDB the leases cannot be renewed: stop consuming before they can expire,
+        # The leases could not be renewed for half their life: stop consuming before they expire,
         # so that no other replica ever works a partition while this one still does.
-        if self._clock() - self._last_renewed > self._leases.lease_s / 2:
-            for partition in list(self._consumer.partitions):
-                await self._consumer.remove_partition(partition, self._drain_timeout_s)
+        for partition in list(self._consumer.partitions):
+            log.warning("fencing partition %d: its lease cannot be renewed", partition)
+            await self._consumer.remove_partition(partition, self._drain_timeout_s)
 
     async def leave(self) -> None:
         """After the consumer stopped: give every lease back so the others take over at once."""
-        with contextlib.suppress(PyMongoError):
-            for partition in range(self._leases.partitions):
-                await self._leases.release(partition)
-            await self._leases.leave()
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            async with asyncio.timeout(self._call_timeout_s * 4):
+                for partition in range(self._leases.partitions):
+                    await self._leases.release(partition)
+                await self._leases.leave()

@@ -20,7 +20,30 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 # Delay tiers for retries, in milliseconds. A wanted delay is rounded up to the next tier.
-RETRY_TIERS_MS: tuple[int, ...] = (250, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000)
+# Close together, so that rounding up never adds more than half the wanted delay.
+RETRY_TIERS_MS: tuple[int, ...] = (
+    250,
+    375,
+    500,
+    750,
+    1_000,
+    1_500,
+    2_000,
+    3_000,
+    4_000,
+    6_000,
+    8_000,
+    12_000,
+    16_000,
+    24_000,
+    32_000,
+    48_000,
+    64_000,
+    96_000,
+    128_000,
+    192_000,
+    288_000,
+)
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -32,7 +32,9 @@ from omnibot.shared.topology import Topology, declare_topology
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
+# With the backoff capped at 120 s, about five minutes of retries before a dead letter: an
+# Omnidesk outage of a few minutes loses nothing and needs no re-drive.
+MAX_ATTEMPTS = 12
 
 
 def outbound_handler(deliverer: Deliverer) -> amqp.Handler:
@@ -49,7 +51,9 @@ def outbound_handler(deliverer: Deliverer) -> amqp.Handler:
                 force=(message.headers or {}).get(REDRIVE_HEADER) is True,
             )
         except PyMongoError as exc:
-            raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
+            # Ambiguous: it may have failed after the action was performed (the cursor write),
+            # so the retry reads the case back before posting again.
+            raise TransientError(f"database unavailable: {type(exc).__name__}", ambiguous=True) from exc
 
     return handle
 
