@@ -37,6 +37,28 @@ async def leases_by_owner(settings: Settings) -> dict[str, set[str]]:
         await client.close()
 
 
+async def leases_follow_the_assignment(settings: Settings, replicas_per_stage: int) -> bool:
+    """Every partition leased to the replica that rendezvous hashing over the live ones names."""
+    from pymongo import AsyncMongoClient
+
+    from omnibot.shared.partitions import rendezvous_owner
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        db = client[settings.mongodb_db]
+        for stage in (f"{settings.amqp_namespace}.chat.inbound", f"{settings.amqp_namespace}.chat.outbound"):
+            members = sorted([str(m["_id"]) async for m in db.members.find({"stage": stage})])
+            if len(members) != replicas_per_stage:
+                return False
+            for partition in range(settings.chat_partitions):
+                lease = await db.partition_leases.find_one({"_id": f"{stage}:{partition}"})
+                if lease is None or lease.get("owner") != rendezvous_owner(stage, partition, members):
+                    return False
+        return True
+    finally:
+        await client.close()
+
+
 async def test_two_replicas_each_share_the_partitions_and_keep_every_chat_in_order(
     settings: Settings, broker: object, db: object, sandbox: tuple[SandboxState, str]
 ) -> None:
@@ -48,11 +70,10 @@ async def test_two_replicas_each_share_the_partitions_and_keep_every_chat_in_ord
         for service in services:
             await service.wait_ready()
 
-        async def split() -> bool:
-            owners = await leases_by_owner(settings)
-            return len(owners) == 4 and all(owners.values())
-
-        await eventually(split, what="four replicas each holding partitions")
+        await eventually(
+            lambda: leases_follow_the_assignment(settings, 2),
+            what="two replicas per stage sharing the partitions",
+        )
         channel = await setup_channel(settings, state, url)
         await add_rules(url, channel["webhook_url"])
         cases = [(await customer_says(url, "Привет", name=f"R{i}"))["case_id"] for i in range(12)]
@@ -92,7 +113,8 @@ async def test_sigterm_finishes_in_flight_work_exits_0_and_the_other_replica_tak
         await staying.wait_log("dialog consuming")
         sends = [asyncio.create_task(customer_says(url, "Привет", name=f"S{i}")) for i in range(10)]
         await asyncio.sleep(0.05)  # let the stream start before the stop signal (deliberate)
-        assert leaving.terminate(timeout=30) == 0
+        code = leaving.terminate(timeout=30)
+        assert code == 0, leaving.log_path.read_text()[-4000:]
         assert "dialog stopped" in leaving.log_path.read_text()
         cases = [(await send)["case_id"] for send in sends]
         for i, case in enumerate(cases):

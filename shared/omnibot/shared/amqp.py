@@ -304,14 +304,7 @@ class StageConsumer:
     ) -> None:
         assert self._publish_channel is not None
         exchange = await self._publish_channel.get_exchange(exchange_name, ensure=False)
-        copy = aio_pika.Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            timestamp=message.timestamp,
-            headers={**(message.headers or {}), **headers},
-        )
+        copy = persistent_copy(message, {**(message.headers or {}), **headers})
         await exchange.publish(copy, routing_key=message.routing_key or "", timeout=10)
 
     async def _schedule_retry(
@@ -347,7 +340,11 @@ class StageConsumer:
         """Stop taking work, let in-flight work finish up to the timeout, cancel the rest."""
         self._stopping.set()
         for partition in list(self._consumers):
-            queue, tag = self._consumers.pop(partition)
+            # The balancer may be handing this very partition over at the same moment.
+            consumer = self._consumers.pop(partition, None)
+            if consumer is None:
+                continue
+            queue, tag = consumer
             try:
                 await queue.cancel(tag)
             except Exception:  # the channel may already be gone
@@ -367,6 +364,18 @@ class StageConsumer:
             task.cancel()
         if still:
             await asyncio.wait(still, timeout=2)
+
+
+def persistent_copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A received message, to publish again (retry, dead letter, re-drive) with these headers."""
+    return aio_pika.Message(
+        message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        headers=headers,
+    )
 
 
 def brief(exc: BaseException, limit: int = 500) -> str:

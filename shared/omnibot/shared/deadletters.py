@@ -13,10 +13,10 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Literal
 
-import aio_pika
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from omnibot.shared.amqp import persistent_copy
 from omnibot.shared.topology import Stage, Topology
 
 StageName = Literal["inbound", "outbound"]
@@ -119,15 +119,9 @@ async def replay_dead(
                         if k not in ("x-error", "x-dead-at", "x-attempt")
                     }
                     headers[REDRIVE_HEADER] = True
-                    copy = aio_pika.Message(
-                        message.body,
-                        content_type=message.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=message.message_id,
-                        timestamp=message.timestamp,
-                        headers=headers,
+                    await exchange.publish(
+                        persistent_copy(message, headers), routing_key=message.routing_key or "", timeout=10
                     )
-                    await exchange.publish(copy, routing_key=message.routing_key or "", timeout=10)
                     await message.ack()
                     replayed.append(_describe(message, name))
     return replayed

@@ -24,14 +24,13 @@ from omnibot.shared.chats import ChatStore, MongoChatStore
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
-from omnibot.shared.health import heartbeat
 from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.omnidesk import OmnideskClient
-from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
+from omnibot.shared.worker import work_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -132,31 +131,13 @@ async def serve_dialog(
             max_backoff_s=30.0,
             name="dialog",
         )
-        await consumer.start()
-        # Partitions are shared out among the replicas through leases (shared/partitions.py).
-        balancer = PartitionBalancer(
-            PartitionLeases(db, topology.inbound.name, settings.chat_partitions),
+        await work_until_stopped(
             consumer,
-            drain_timeout_s=settings.shutdown_timeout_s,
-        )
-        await balancer.rebalance()
-        balancing = asyncio.create_task(balancer.run(stop))
-        beat = asyncio.create_task(heartbeat("dialog", lambda: not connection.is_closed))
-        log.info(
-            "dialog consuming partitions %s of %d", sorted(consumer.partitions), settings.chat_partitions
-        )
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        log.info("dialog stopping: finishing turns in progress (up to %.0fs)", settings.shutdown_timeout_s)
-        await consumer.stop(settings.shutdown_timeout_s)
-        await balancing
-        await balancer.leave()
-        beat.cancel()
-        s = consumer.stats
-        log.info(
-            "dialog stopped: %d turns acked, %d retried, %d dead-lettered",
-            s.acked,
-            s.retried,
-            s.dead_lettered,
+            name="dialog",
+            stage=topology.inbound.name,
+            connection=connection,
+            db=db,
+            settings=settings,
+            stop=stop,
+            ready=ready,
         )

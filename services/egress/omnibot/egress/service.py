@@ -21,14 +21,13 @@ from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
-from omnibot.shared.health import heartbeat
 from omnibot.shared.messages import OutboundAction, outbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.omnidesk import OmnideskClient
-from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
+from omnibot.shared.worker import work_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -106,30 +105,13 @@ async def serve_egress(
             max_backoff_s=120.0,
             name="egress",
         )
-        await consumer.start()
-        # Partitions are shared out among the replicas through leases (shared/partitions.py).
-        balancer = PartitionBalancer(
-            PartitionLeases(db, topology.outbound.name, settings.chat_partitions),
+        await work_until_stopped(
             consumer,
-            drain_timeout_s=settings.shutdown_timeout_s,
-        )
-        await balancer.rebalance()
-        balancing = asyncio.create_task(balancer.run(stop))
-        beat = asyncio.create_task(heartbeat("egress", lambda: not connection.is_closed))
-        log.info(
-            "egress consuming partitions %s of %d", sorted(consumer.partitions), settings.chat_partitions
-        )
-        if ready is not None:
-            ready.set()
-        await stop.wait()
-        log.info(
-            "egress stopping: finishing deliveries in progress (up to %.0fs)", settings.shutdown_timeout_s
-        )
-        await consumer.stop(settings.shutdown_timeout_s)
-        await balancing
-        await balancer.leave()
-        beat.cancel()
-        s = consumer.stats
-        log.info(
-            "egress stopped: %d delivered, %d retried, %d dead-lettered", s.acked, s.retried, s.dead_lettered
+            name="egress",
+            stage=topology.outbound.name,
+            connection=connection,
+            db=db,
+            settings=settings,
+            stop=stop,
+            ready=ready,
         )

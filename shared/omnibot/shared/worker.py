@@ -1,0 +1,52 @@
+"""The life of a queue worker (dialog, egress): consume its share of a stage's partitions until
+told to stop, then stop taking work, finish what is in progress, hand the partitions back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aio_pika.abc import AbstractRobustConnection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from omnibot.shared.amqp import StageConsumer
+from omnibot.shared.health import heartbeat
+from omnibot.shared.mongo import Document
+from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
+from omnibot.shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def work_until_stopped(
+    consumer: StageConsumer,
+    *,
+    name: str,
+    stage: str,
+    connection: AbstractRobustConnection,
+    db: AsyncDatabase[Document],
+    settings: Settings,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None,
+) -> None:
+    await consumer.start()
+    # Partitions are shared out among the replicas through leases (shared/partitions.py).
+    balancer = PartitionBalancer(
+        PartitionLeases(db, stage, settings.chat_partitions),
+        consumer,
+        drain_timeout_s=settings.shutdown_timeout_s,
+    )
+    await balancer.rebalance()
+    balancing = asyncio.create_task(balancer.run(stop))
+    beat = asyncio.create_task(heartbeat(name, lambda: not connection.is_closed))
+    log.info("%s consuming partitions %s of %d", name, sorted(consumer.partitions), settings.chat_partitions)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("%s stopping: finishing the work in progress (up to %.0fs)", name, settings.shutdown_timeout_s)
+    await consumer.stop(settings.shutdown_timeout_s)
+    await balancing
+    await balancer.leave()
+    beat.cancel()
+    s = consumer.stats
+    log.info("%s stopped: %d done, %d retried, %d dead-lettered", name, s.acked, s.retried, s.dead_lettered)
