@@ -43,6 +43,7 @@ format: install
 
 bench: install ## benchmarks (scripts, not tests); see bench/README.md
 	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python -m bench.pipeline_bench
 
 clean:
 	rm -rf .venv .tools .omnibot .mypy_cache .ruff_cache .pytest_cache
