@@ -41,7 +41,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## benchmarks (scripts, not tests); see bench/README.md
+bench: install ## benchmarks (scripts, not tests); see "Performance" in the README
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python -m bench.pipeline_bench
 
