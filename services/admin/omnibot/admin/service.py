@@ -15,13 +15,12 @@ import os
 import secrets
 from pathlib import Path
 
-from aiohttp import web
-
 from omnibot.admin.api import build_app
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management, WebhookProbe
 from omnibot.shared.channels import verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.http import serve_app
 from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.settings import Settings, SettingsError
 
@@ -65,16 +64,14 @@ async def serve_admin(
         broker = BrokerLink(settings, name="omnibot-admin")
         stack.push_async_callback(broker.close)
         management = Management(db, box, settings, probe_webhook=probe_webhook, broker=broker)
-        runner = web.AppRunner(
-            build_app(management, token=token),
-            access_log=None,  # the API logs one line per request itself
-            handle_signals=False,
-            shutdown_timeout=settings.shutdown_timeout_s,
+        app = build_app(management, token=token)  # the API logs one line per request itself
+        await serve_app(
+            stack,
+            app,
+            settings.admin_host,
+            settings.admin_port,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.admin_host, settings.admin_port, reuse_address=True)
-        await site.start()
         log.info("admin API listening on %s:%d", settings.admin_host, settings.admin_port)
         if ready is not None:
             ready.set()

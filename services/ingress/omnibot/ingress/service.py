@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 
-from aiohttp import web
-
 from omnibot.ingress.app import build_app
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
+from omnibot.shared.http import serve_app
 from omnibot.shared.mongo import open_client
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
@@ -33,13 +32,13 @@ async def serve_ingress(
         stack.push_async_callback(mongo.close)
         channels = ChannelDirectory(MongoChannelStore(mongo[settings.mongodb_db]).get)
         app = build_app(publisher=publisher, channels=channels, max_body_bytes=settings.max_body_bytes)
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout_s
+        await serve_app(
+            stack,
+            app,
+            settings.ingress_host,
+            settings.ingress_port,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
         )
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.ingress_host, settings.ingress_port, reuse_address=True)
-        await site.start()
         log.info("ingress listening on %s:%d", settings.ingress_host, settings.ingress_port)
         if ready is not None:
             ready.set()
