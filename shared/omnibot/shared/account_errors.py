@@ -27,7 +27,7 @@ class AccountErrorLog:
         self._clock = clock
         self._written: dict[str, float] = {}
 
-    async def record(self, account: str, status: str, error: str) -> None:
+    async def record(self, account: str, error: str) -> None:
         now = self._clock()
         if now - self._written.get(account, 0.0) < MIN_INTERVAL_S:
             return
@@ -35,7 +35,7 @@ class AccountErrorLog:
         try:
             await self._collection.update_one(
                 {"_id": account},
-                {"$set": {"last_error": error[:300], "status": status, "at": now}},
+                {"$set": {"last_error": error[:300], "at": now}},
                 upsert=True,
             )
         except PyMongoError as exc:

@@ -12,6 +12,7 @@ and a lock, so it stays on even when nobody scrapes.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Mapping
 from typing import Final
@@ -83,12 +84,8 @@ transfers = Counter("omnibot_transfers", "Chats handed to an operator, by reason
 chats_returned_to_bot = Counter(
     "omnibot_chats_returned_to_bot", "Chats handed back from an operator to the bot."
 )
-external_requests = Counter(
-    "omnibot_external_requests", "Agents' external requests, by result.", ["result"]
-)
-partitions_owned = Gauge(
-    "omnibot_partitions_owned", "Partitions this replica consumes, by stage.", ["stage"]
-)
+external_requests = Counter("omnibot_external_requests", "Agents' external requests, by result.", ["result"])
+partitions_owned = Gauge("omnibot_partitions_owned", "Partitions this replica consumes, by stage.", ["stage"])
 partitions = Gauge("omnibot_partitions", "Partitions a stage has (CHAT_PARTITIONS).", ["stage"])
 partition_lease_changes = Counter(
     "omnibot_partition_lease_changes",
@@ -105,6 +102,7 @@ build_info = Gauge("omnibot_build_info", "Always 1; the labels say what runs.", 
 build_info.labels(version=VERSION, python=platform.python_version()).set(1)
 
 
+@functools.lru_cache(maxsize=4096)
 def account_label(domain: str) -> str:
     """An Omnidesk account as a label value: the host (and port) of its domain, nothing more."""
     try:
@@ -188,4 +186,3 @@ def record_queue_depths(depths: Mapping[str, int], dead: Mapping[str, int]) -> N
         queue_messages.labels(stage_label(queue)).set(count)
     for stage, count in dead.items():
         dead_letters.labels(stage_label(stage)).set(count)
-

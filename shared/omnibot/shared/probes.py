@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from omnibot.shared.settings import Settings
 
@@ -55,14 +53,10 @@ BOARD = ReadinessBoard()
 BOARD_KEY = web.AppKey("board", ReadinessBoard)
 
 
-async def metrics(request: web.Request) -> web.Response:
-    accept = request.headers.get("Accept", "")
-    if "application/openmetrics-text" in accept:
-        body, content_type = generate_openmetrics(REGISTRY), OPENMETRICS_TYPE
-    else:
-        body, content_type = generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = content_type
+async def metrics(_: web.Request) -> web.Response:
+    # The text exposition format: what Prometheus and `promtool check metrics` read.
+    response = web.Response(body=generate_latest(REGISTRY))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
 
 

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -29,14 +30,26 @@ ALIVE_WITHIN_S = 15.0
 FORGET_AFTER_S = 3600
 
 
-async def announce(db: AsyncDatabase[Document], role: str, stop: asyncio.Event) -> None:
-    """Heartbeat this process's `role` until `stop`, then remove its document."""
+@contextlib.asynccontextmanager
+async def announced(db: AsyncDatabase[Document], role: str) -> AsyncIterator[None]:
+    """This process is a live replica of `role` for the duration of the block."""
+    task = asyncio.create_task(_announce(db, role), name=f"replica-{role}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _announce(db: AsyncDatabase[Document], role: str) -> None:
+    """Heartbeat this replica until cancelled, then remove its document."""
     replica_id = f"{role}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     started = time.time()
     with contextlib.suppress(PyMongoError):
         await db.replicas.create_index([("seen", ASCENDING)], expireAfterSeconds=FORGET_AFTER_S)
     try:
-        while not stop.is_set():
+        while True:
             now = time.time()
             try:
                 await db.replicas.update_one(
@@ -56,10 +69,9 @@ async def announce(db: AsyncDatabase[Document], role: str, stop: asyncio.Event) 
                 )
             except PyMongoError as exc:
                 log.debug("replica heartbeat failed: %s", type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=BEAT_S)
+            await asyncio.sleep(BEAT_S)
     finally:
-        with contextlib.suppress(PyMongoError, asyncio.CancelledError, TimeoutError):
+        with contextlib.suppress(PyMongoError, TimeoutError):
             async with asyncio.timeout(2):
                 await db.replicas.delete_one({"_id": replica_id})
 

@@ -16,7 +16,8 @@ from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.turns import Fetch, TurnRunner
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore, verify_secret_key
@@ -103,9 +104,14 @@ async def serve_dialog(
         fetcher = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await fetcher.start()
         stack.push_async_callback(fetcher.close)
-        session = aiohttp.ClientSession()
+        session = aiohttp.ClientSession(trace_configs=telemetry.client_trace_configs())
         stack.push_async_callback(session.close)
-        omnidesk = OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s)
+        omnidesk = OmnideskClient(
+            session,
+            AccountThrottle(),
+            timeout_s=settings.omnidesk_timeout_s,
+            on_error=AccountErrorLog(db).record,
+        )
         runner = TurnRunner(
             chats=chats or MongoChatStore(db),
             agents=AgentCatalog(MongoAgentStore(db)),

@@ -14,7 +14,8 @@ from pymongo.errors import PyMongoError
 
 from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore, verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
@@ -75,13 +76,21 @@ async def serve_egress(
         await ensure_indexes(db)
         box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
         await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200, limit_per_host=50),
+            trace_configs=telemetry.client_trace_configs(),
+        )
         stack.push_async_callback(session.close)
         files = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await files.start()
         stack.push_async_callback(files.close)
         deliverer = Deliverer(
-            client=OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s),
+            client=OmnideskClient(
+                session,
+                AccountThrottle(),
+                timeout_s=settings.omnidesk_timeout_s,
+                on_error=AccountErrorLog(db).record,
+            ),
             channels=ChannelDirectory(MongoChannelStore(db).get),
             deliveries=deliveries or MongoDeliveryStore(db),
             secrets=box,

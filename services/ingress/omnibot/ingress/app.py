@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from omnibot.ingress.observe import observe_webhooks
 from omnibot.ingress.routes import CHANNELS, MAX_BODY, PUBLISHER, add_routes
 from omnibot.shared.amqp import Publisher
 from omnibot.shared.channel_cache import ChannelDirectory
@@ -11,7 +12,7 @@ from omnibot.shared.channel_cache import ChannelDirectory
 
 def build_app(*, publisher: Publisher, channels: ChannelDirectory, max_body_bytes: int) -> web.Application:
     # aiohttp refuses larger bodies itself (413) before our handler reads them.
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[observe_webhooks])
     app[PUBLISHER] = publisher
     app[CHANNELS] = channels
     app[MAX_BODY] = max_body_bytes

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 CHANNELS = web.AppKey("channels", ChannelDirectory)
 MAX_BODY = web.AppKey("max_body", int)
+# Set once the channel and its secret are verified: the metrics label the webhook with it.
+VERIFIED_CHANNEL = web.RequestKey("verified_channel", int)
 
 WEBHOOK_PATH = "/webhooks/omnidesk/{channel_id}/{secret}"
 
@@ -57,6 +59,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     # The same answer for an unknown channel and a wrong secret: the URL reveals nothing.
     if channel is None or not secret_ok:
         return error(404, *NOT_FOUND)
+    request[VERIFIED_CHANNEL] = channel_id
     if not channel.active:
         return error(409, "channel_inactive", "this channel is not active; activate it in omnibot")
     if request.content_type != "application/json":
