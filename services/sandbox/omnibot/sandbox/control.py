@@ -19,18 +19,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from omnibot.sandbox.api import (
-    answer_errors,
-    base_url,
-    decode_json,
-    guess_mime,
-    is_control_path,
-    json_response,
-    render_case,
-    render_label,
-    render_message,
-    render_staff,
-)
+from omnibot.sandbox.http import answer_errors, base_url, decode_json, is_control_path, json_response
 from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner
 from omnibot.sandbox.state import (
     MAX_MESSAGE_FILES_BYTES,
@@ -43,6 +32,7 @@ from omnibot.sandbox.state import (
     SandboxState,
     check_file_sizes,
 )
+from omnibot.sandbox.wire import guess_mime, render_case, render_label, render_message, render_staff
 
 MAX_WAIT_S = 300.0
 MAX_DEMO_FILE_BYTES = 2 * MAX_MESSAGE_FILES_BYTES  # enough to test every size limit
