@@ -261,8 +261,9 @@ class Fault:
 class FaultQueue:
     """Scripted answers for matching requests, consumed one per request in registration order."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._faults: list[Fault] = []
+        self._on_change = on_change or (lambda: None)  # the account's change counter
 
     def add(
         self, *, method: str | None, path: str, responses: Sequence[FaultResponse], times: int = 1
@@ -275,6 +276,7 @@ class FaultQueue:
                 responses=deque(list(responses) * times),
             )
         )
+        self._on_change()
 
     def take(self, method: str, path: str) -> FaultResponse | None:
         for fault in self._faults:
@@ -283,6 +285,7 @@ class FaultQueue:
             response = fault.responses.popleft()
             if not fault.responses:
                 self._faults.remove(fault)
+            self._on_change()
             return response
         return None
 
@@ -291,6 +294,7 @@ class FaultQueue:
 
     def clear(self) -> None:
         self._faults.clear()
+        self._on_change()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +368,7 @@ class SandboxState:
         self._filler_staff = filler_staff
         self._initial_rate_limit = rate_limit_per_minute
         self.rate_limiter = RateLimiter(rate_limit_per_minute, clock)
-        self.faults = FaultQueue()
+        self.faults = FaultQueue(on_change=self._changed)
         self.version = 0  # bumped on every change
         self._cond = asyncio.Condition()
         self._wake_task: asyncio.Task[None] | None = None

@@ -83,4 +83,5 @@ class PageRenderer:
             rule_body=rule_body_text(),
             incoming_url=rules.get("incoming", ""),
             changed_url=rules.get("changed", ""),
+            require_label=all(rule.require_label for rule in state.rules),
         )

@@ -137,9 +137,10 @@
     event.preventDefault();
     const form = event.currentTarget;
     const rules = [];
+    const requireLabel = form.elements.require_label.checked;
     for (const on of ["incoming", "changed"]) {
       const url = form.elements[on].value.trim();
-      if (url) rules.push({ webhook_url: url, on });
+      if (url) rules.push({ webhook_url: url, on, require_label: requireLabel });
     }
     busy(form, async () => {
       await call("PUT", "/sandbox/rules", { rules });
