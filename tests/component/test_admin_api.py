@@ -27,7 +27,7 @@ from omnibot.shared.crypto import SecretBox, same_secret
 from omnibot.shared.messages import OutboundAction, TransferToOperator, outbound_decoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, partition_of
-from tests.conftest import free_port
+from tests.conftest import free_port, take_all
 from tests.harness import FIXTURES, running_sandbox
 
 TOKEN = "test-admin-token-0123456789abcdef"
@@ -660,10 +660,8 @@ async def outbound_messages(admin: Admin, key: str) -> list[OutboundAction]:
     connection = await admin.ops._broker.connection()  # type: ignore[union-attr]
     found: list[OutboundAction] = []
     async with connection.channel() as channel:
-        queue = await channel.get_queue(
-            topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
-        )
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        name = topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
+        for message in await take_all(channel, name):
             found.append(outbound_decoder.decode(message.body))
     return found
 

@@ -226,9 +226,7 @@ async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
 
 
 async def _clean_up(settings: Settings) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await amqp.connect(settings.amqp_url, name="omnibot-replay-clean-up")
     try:
         async with connection.channel() as channel:
             await delete_topology(channel, Topology.build(settings.amqp_namespace, settings.chat_partitions))
