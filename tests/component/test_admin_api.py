@@ -657,7 +657,7 @@ PENDING = {
 async def outbound_messages(admin: Admin, key: str) -> list[OutboundAction]:
     """What was published to the chat's outbound partition (taken off the queue)."""
     topology = Topology.build(admin.settings.amqp_namespace, admin.settings.chat_partitions)
-    connection = await admin.ops._broker.connection()  # type: ignore[union-attr]
+    connection = await admin.ops.context.require_broker().connection()
     found: list[OutboundAction] = []
     async with connection.channel() as channel:
         queue = await channel.get_queue(
@@ -835,7 +835,7 @@ async def test_a_hand_transfer_retries_when_dialog_writes_first(admin: Admin, br
     await admin.agent()
     channel = await admin.channel()
     seeded = await seed_chat(admin, channel["id"], "1001")
-    store = admin.ops._chats
+    store = admin.ops.context.chats
     real_commit = store.commit
     raced = []
 
