@@ -20,9 +20,6 @@ AGENTS = "agents"
 SHARED = "shared"
 SERVICES = frozenset({"ingress", "dialog", "egress", "admin", "sandbox"})
 TOOLS = frozenset({"launcher", "replay", "testkit"})
-# The launcher still lives in admin until it moves to omnibot.launcher (issue 9, part 3); each
-# entry goes when its module does (test_pending_moves_are_still_pending says when).
-PENDING_MOVES = frozenset({"omnibot.admin.cli", "omnibot.admin.runner"})
 
 
 def layer(module: str) -> tuple[int, str]:
@@ -106,15 +103,8 @@ def product_modules() -> tuple[dict[str, str], frozenset[str]]:
 
 def test_no_import_crosses_the_layers() -> None:
     sources, packages = product_modules()
-    checked = {module: source for module, source in sources.items() if module not in PENDING_MOVES}
 
-    assert crossings(checked, packages) == []
-
-
-def test_pending_moves_are_still_pending() -> None:
-    sources, _ = product_modules()
-
-    assert sources.keys() >= PENDING_MOVES, "moved: take it off PENDING_MOVES"
+    assert crossings(sources, packages) == []
 
 
 def test_the_tree_has_every_layer() -> None:
