@@ -16,7 +16,7 @@ from omnibot.admin.schemas import (
     AgentView,
     Page,
 )
-from omnibot.dialog.agent import Agent, AgentInvalid, Problem, dump_agent, load_agent
+from omnibot.agents.agent import Agent, AgentInvalid, Problem, dump_agent, load_agent
 
 
 class AgentOperations:

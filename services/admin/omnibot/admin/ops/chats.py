@@ -15,7 +15,7 @@ from omnibot.admin.ops.context import Context, Refused, broker_refusal
 from omnibot.admin.ops.views import chat_summary, chat_view, page
 from omnibot.admin.schemas import DEFAULT_PAGE, MAX_PAGE, ChatSummary, ChatView, Page
 from omnibot.admin.validation import page_problems
-from omnibot.dialog.outbox import transfer_summary
+from omnibot.agents.handoff import transfer_summary
 from omnibot.shared import amqp
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.errors import TransientError
