@@ -2,7 +2,7 @@
 
 Everything runs as a real OS process with its own log file, as in production: the MongoDB-protocol
 server (with a storage directory, so that a restart keeps the data), the Omnidesk sandbox, one
-ingress, two dialog and two egress replicas (`python -m omnibot.admin run NAME`, each with the
+ingress, two dialog and two egress replicas (`python -m omnibot.launcher run NAME`, each with the
 environment of one `Settings`). RabbitMQ is the machine's own broker; the run isolates itself
 with a unique `AMQP_NAMESPACE`.
 
@@ -233,7 +233,7 @@ class Cluster:
 
     def _service(self, kind: str) -> Process:
         name = f"{kind}-{next(self._numbers)}"
-        return self._spawn(name, [sys.executable, "-m", "omnibot.admin", "run", kind])
+        return self._spawn(name, [sys.executable, "-m", "omnibot.launcher", "run", kind])
 
     async def start(self) -> None:
         self.start_mongo()
@@ -242,7 +242,7 @@ class Cluster:
             [
                 sys.executable,
                 "-m",
-                "omnibot.admin",
+                "omnibot.launcher",
                 "sandbox",
                 "--host",
                 "127.0.0.1",
@@ -266,21 +266,21 @@ class Cluster:
     async def _create_channel(self, info: dict[str, Any]) -> str:
         ops, client = await management(self.settings)
         try:
-            agent = await ops.import_agent(AGENT_FILE.read_bytes(), publish=True)
-            channel = await ops.create_channel(
+            agent = await ops.agents.import_agent(AGENT_FILE.read_bytes(), publish=True)
+            channel = await ops.channels.create_channel(
                 title="Chaos",
                 domain=self.sandbox.url,
                 api_key=info["api_key"],
                 email=info["bot_email"],
-                agent=agent["name"],
+                agent=agent.name,
                 activate=True,
                 bot_label_id=info["bot_label_id"],
             )
         finally:
             await client.close()
-        if not channel.get("active"):
-            raise ChaosError(f"the channel did not activate: {channel.get('checks')}")
-        return str(channel["webhook_url"])
+        if not channel.active:
+            raise ChaosError(f"the channel did not activate: {channel.checks}")
+        return channel.webhook_url
 
     def start_mongo(self) -> None:
         self.mongo.adopt(start_server(str(self.mongo_storage), self.mongo_port, self.mongo.log_path))

@@ -19,7 +19,7 @@ from omnibot.admin.api import ENDPOINTS, build_app
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management
 from omnibot.admin.schemas import AgentVersionView, ChannelView, ChatSummary, ChatView, Page
-from omnibot.dialog.agent import load_agent
+from omnibot.agents.agent import load_agent
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
@@ -657,7 +657,7 @@ PENDING = {
 async def outbound_messages(admin: Admin, key: str) -> list[OutboundAction]:
     """What was published to the chat's outbound partition (taken off the queue)."""
     topology = Topology.build(admin.settings.amqp_namespace, admin.settings.chat_partitions)
-    connection = await admin.ops._broker.connection()  # type: ignore[union-attr]
+    connection = await admin.ops.context.require_broker().connection()
     found: list[OutboundAction] = []
     async with connection.channel() as channel:
         name = topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
@@ -833,7 +833,7 @@ async def test_a_hand_transfer_retries_when_dialog_writes_first(admin: Admin, br
     await admin.agent()
     channel = await admin.channel()
     seeded = await seed_chat(admin, channel["id"], "1001")
-    store = admin.ops._chats
+    store = admin.ops.context.chats
     real_commit = store.commit
     raced = []
 

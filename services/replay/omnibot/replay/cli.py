@@ -146,8 +146,8 @@ async def _export_channel_agent(settings: Settings, channel_id: int) -> bytes:
             SecretBox(settings.secret_key or dev_secret_key(settings.data_dir)),
             settings,
         )
-        channel = await ops.show_channel(channel_id)
-        return await ops.export_agent(str(channel["agent"]))
+        channel = await ops.channels.show_channel(channel_id)
+        return await ops.agents.export_agent(channel.agent)
     except Refused as exc:
         raise SystemExit(f"omnibot: {exc}") from None
     finally:
