@@ -47,7 +47,7 @@ def state() -> SandboxState:
 
 @pytest.fixture
 async def client(state: SandboxState) -> AsyncIterator[Client]:
-    async with TestServer(build_app(state)) as server, TestClient(server) as test_client:
+    async with TestServer(build_app(state)) as server, TestClient[Any, Any](server) as test_client:
         yield test_client
 
 
@@ -363,7 +363,7 @@ async def test_operator_reply_comes_from_the_operator_not_the_bot(
 
 async def test_operator_reply_needs_an_operator(client: Client) -> None:
     lonely = SandboxState(filler_staff=0)
-    async with TestServer(build_app(lonely)) as server, TestClient(server) as other:
+    async with TestServer(build_app(lonely)) as server, TestClient[Any, Any](server) as other:
         case_id = (await (await other.post("/sandbox/customer-messages", json={"text": "hi"})).json())[
             "case_id"
         ]

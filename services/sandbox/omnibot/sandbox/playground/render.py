@@ -84,4 +84,5 @@ class PageRenderer:
             incoming_url=rules.get("incoming", ""),
             changed_url=rules.get("changed", ""),
             require_label=all(rule.require_label for rule in state.rules),
+            rules_saved=len(state.rules),
         )

@@ -28,14 +28,30 @@
 
   // The chat and the timeline follow new messages unless the person scrolled up to read.
   const SCROLLERS = new Set(["customer", "operator"]);
+  const following = new Map();
+  for (const name of SCROLLERS) {
+    const el = document.querySelector(`[data-region="${name}"]`);
+    if (!el) continue;
+    following.set(el, true);
+    el.addEventListener("scroll", () => following.set(el, nearBottom(el)), { passive: true });
+  }
+
+  function follow(el) {
+    if (following.get(el)) el.scrollTop = el.scrollHeight;
+  }
+
+  // A picture that loads after the scroll makes the chat taller: keep the last message in view.
+  document.addEventListener("load", (event) => {
+    const el = event.target instanceof HTMLImageElement ? event.target.closest("[data-region]") : null;
+    if (el && following.has(el)) follow(el);
+  }, true);
 
   function applyRegions(regions) {
     for (const [name, html] of Object.entries(regions)) {
       const el = document.querySelector(`[data-region="${name}"]`);
       if (!el) continue;
-      const follow = SCROLLERS.has(name) && nearBottom(el);
       el.innerHTML = html; // server-rendered, autoescaped
-      if (follow) el.scrollTop = el.scrollHeight;
+      if (following.has(el)) follow(el);
     }
   }
 
@@ -70,6 +86,7 @@
 
   function showCase(id, { push = true } = {}) {
     caseId = id;
+    for (const el of following.keys()) following.set(el, true); // a new case starts at its end
     body.dataset.case = id === null ? "" : String(id);
     if (push) history.pushState({ case: id }, "", id === null ? "/" : `/?case=${id}`);
     connect(); // the first event carries every region of the case
@@ -240,7 +257,8 @@
     button.textContent = "Reset";
     try {
       await call("POST", "/sandbox/reset");
-      document.querySelectorAll("#rules-form input").forEach((input) => { input.value = ""; });
+      document.querySelectorAll("#rules-form input[type=url]").forEach((input) => { input.value = ""; });
+      document.getElementById("setup").open = true;
       showCase(null);
       say("The sandbox is empty again.", "ok");
     } catch (error) { /* said */ }
@@ -308,9 +326,6 @@
   });
 
   history.replaceState({ case: caseId }, "", caseId === null ? "/" : `/?case=${caseId}`);
-  for (const name of SCROLLERS) {
-    const el = document.querySelector(`[data-region="${name}"]`);
-    if (el) el.scrollTop = el.scrollHeight;
-  }
+  for (const el of following.keys()) follow(el);
   connect();
 })();
