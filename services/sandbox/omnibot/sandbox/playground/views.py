@@ -190,7 +190,7 @@ def summarize(state: SandboxState, case: Case) -> CaseSummary:
     last = visible[-1] if visible else None
     preview = ""
     if last is not None:
-        preview = last.content.strip().splitlines()[0] if last.content.strip() else "📎 file"
+        preview = last.content.strip().splitlines()[0] if last.content.strip() else "(a file)"
     return CaseSummary(
         case_id=case.case_id,
         number=case.case_number,
