@@ -800,6 +800,11 @@ class SandboxState:
         self._changed()
         return rule
 
+    def drop_rules(self, kinds: set[RuleEvent]) -> None:
+        """Remove the rules of these kinds; the others keep their ids (their deliveries name them)."""
+        self.rules = [rule for rule in self.rules if rule.on not in kinds]
+        self._changed()
+
     def clear_rules(self) -> None:
         self.rules.clear()
         self._changed()

@@ -142,6 +142,15 @@ def file_size(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
+def mask_url(url: str) -> str:
+    """A webhook URL with its secret (the last path segment) cut short: the page shows which URL
+    a rule posts to without showing the secret that lets anyone post to it."""
+    head, slash, secret = url.rstrip("/").rpartition("/")
+    if not slash or len(secret) < 12 or head.endswith(":/"):
+        return url
+    return f"{head}/{secret[:4]}…{secret[-2:]}"
+
+
 def attachment_href(attachment: Attachment) -> str:
     return f"/sandbox/attachments/{attachment.url_hash}/{attachment.stored_name}"
 
@@ -228,7 +237,7 @@ def _webhooks(state: SandboxState, case_id: int) -> list[WebhookView]:
                 status=str(delivery.status) if delivery.status is not None else "no answer",
                 ok=ok,
                 time=clock_time(delivery.time),
-                detail=delivery.error or "",
+                detail=(delivery.error or "").replace(delivery.url, mask_url(delivery.url)),
             )
         )
     return shown
@@ -280,7 +289,9 @@ def case_view(state: SandboxState, case_id: int, clocks: Clocks) -> CaseView | N
 
 
 def rules_view(state: SandboxState) -> list[RuleView]:
-    return [RuleView(on=r.on, url=r.webhook_url, require_label=r.require_label) for r in state.rules]
+    return [
+        RuleView(on=r.on, url=mask_url(r.webhook_url), require_label=r.require_label) for r in state.rules
+    ]
 
 
 def faults_view(state: SandboxState, clocks: Clocks) -> FaultsView:

@@ -159,11 +159,20 @@
       const url = form.elements[on].value.trim();
       if (url) rules.push({ webhook_url: url, on, require_label: requireLabel });
     }
+    if (rules.length === 0) {
+      say("Paste the channel's Chatbot webhook URL first.");
+      return;
+    }
     busy(form, async () => {
       await call("PUT", "/sandbox/rules", { rules });
-      say(rules.length ? "Rules saved." : "Rules removed.", "ok");
+      for (const rule of rules) {
+        form.elements[rule.on].value = ""; // the secret stays off the screen once saved
+        form.elements[rule.on].placeholder = "saved (paste to change)";
+      }
+      say("Rules saved.", "ok");
     });
   });
+  on("remove-rules", "click", () => call("DELETE", "/sandbox/rules").then(() => say("Rules removed.", "ok")).catch(() => {}));
 
   // The customer.
   on("new-chat", "submit", (event) => {
