@@ -130,3 +130,32 @@ async def test_unticking_and_ticking_the_bot_label(page: Page, sandbox: tuple[Sa
     await label.check()
     await expect(label).to_be_checked()
     assert case.labels == [state.bot_label_id]
+
+
+async def test_fault_panel_outage_and_rate_limit_then_reset_empties_the_sandbox(
+    page: Page, sandbox: tuple[SandboxState, str]
+) -> None:
+    state, url = sandbox
+    state.open_case(user=state.user_for(name="Анна"), subject="x")
+    state.add_rule(webhook_url="http://127.0.0.1:1/hook", on="incoming", require_label=True, body={})
+    await open_live(page, url)
+    faults = page.locator('[data-region="faults"]')
+    await page.get_by_label("Seconds").fill("60")
+    await page.get_by_label("Status", exact=True).fill("502")
+    await page.get_by_role("button", name="Start outage").click()
+    await expect(faults).to_contain_text("every API call answers 502")
+    assert state.outage_status() == 502
+    await page.get_by_role("button", name="End", exact=True).click()
+    await expect(faults).to_contain_text("API up")
+    await page.get_by_label("Per minute").fill("30")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(faults.locator('[data-field="rate-limit"]')).to_have_text("30")
+
+    reset = page.get_by_role("button", name="Reset")
+    await reset.click()  # armed: a stray click empties nothing
+    await expect(page.get_by_role("button", name="Reset: sure?")).to_be_visible()
+    assert state.cases
+    await page.get_by_role("button", name="Reset: sure?").click()
+    await expect(page.locator('[data-region="cases"]')).to_contain_text("No cases yet")
+    await expect(page.locator('[data-region="rules"]')).to_contain_text("No rules yet")
+    assert state.cases == {} and state.rules == [] and state.rate_limiter.per_minute == 600
