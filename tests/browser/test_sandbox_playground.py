@@ -18,8 +18,10 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, chat_record, eventually, running_sandbox, setup_channel
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
+from tests.harness import chat_record, eventually, setup_channel
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -86,7 +88,7 @@ async def new_chat(page: Page, name: str) -> None:
 async def customer_sends(page: Page, text: str, *, file: dict[str, Any] | None = None) -> None:
     await page.get_by_label("Message", exact=True).fill(text)
     if file is not None:
-        await page.get_by_label("Attach file").set_input_files(files=[file])  # type: ignore[list-item]
+        await page.get_by_label("Attach file").set_input_files(files=[file])  # type: ignore[arg-type]
     await page.get_by_role("button", name="Send", exact=True).click()
 
 

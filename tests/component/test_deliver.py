@@ -20,8 +20,8 @@ from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settle import RetryPolicy
-from tests.conftest import free_port
-from tests.harness import running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
 
 BOX = SecretBox(generate_key())
 
