@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import FilePayload, Locator, Page, expect
 
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
@@ -85,10 +85,10 @@ async def new_chat(page: Page, name: str) -> None:
     await page.get_by_role("button", name="New chat").click()
 
 
-async def customer_sends(page: Page, text: str, *, file: dict[str, Any] | None = None) -> None:
+async def customer_sends(page: Page, text: str, *, file: FilePayload | None = None) -> None:
     await page.get_by_label("Message", exact=True).fill(text)
     if file is not None:
-        await page.get_by_label("Attach file").set_input_files(files=[file])  # type: ignore[arg-type]
+        await page.get_by_label("Attach file").set_input_files(files=[file])
     await page.get_by_role("button", name="Send", exact=True).click()
 
 
@@ -135,7 +135,8 @@ async def test_a_conversation_as_the_customer_with_a_file_reaching_the_agent(
     await expect(bot_bubbles(page)).to_have_count(3)
     await expect(bot_bubbles(page).nth(2)).to_contain_text("Пришлите файл")
 
-    await customer_sends(page, "Вот чек", file={"name": "чек.png", "mimeType": "image/png", "buffer": PNG})
+    receipt = FilePayload(name="чек.png", mimeType="image/png", buffer=PNG)
+    await customer_sends(page, "Вот чек", file=receipt)
     await expect(bot_bubbles(page)).to_have_count(5)  # the file's echo, then the menu again
     url = p.sandbox.customer_messages(case)[-1].attachments[0].url
     await expect(bot_bubbles(page).nth(3)).to_contain_text(f"Получил файл: {url}")  # client_attachments

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -60,7 +61,7 @@ def build_app(state: SandboxState | None = None) -> web.Application:
 
 async def run_sandbox(host: str, port: int, state: SandboxState | None = None) -> None:
     """Serve the sandbox on host:port until cancelled."""
-    app = build_app(state)
+    app = build_app(state if state is not None else SandboxState(ids_after=time.time()))
     runner = web.AppRunner(app)
     await runner.setup()
     try:
