@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,14 +22,9 @@ from omnibot.shared.crypto import generate_key
 from omnibot.shared.devmongo import throwaway_server
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, delete_topology
+from omnibot.testkit.ports import free_port
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _docker_engine_answers() -> bool:
@@ -111,3 +105,23 @@ async def db(settings: Settings) -> AsyncIterator[object]:
     yield client[settings.mongodb_db]
     await client.drop_database(settings.mongodb_db)
     await client.close()
+
+
+async def take_all(
+    channel: aio_pika.abc.AbstractChannel, queue_name: str, timeout_s: float = 10.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message now in a queue, taken off it. By a consumer: quorum queues with
+    single-active-consumer refuse basic.get. As many as the queue holds at the start."""
+    import asyncio
+
+    queue = await channel.declare_queue(queue_name, passive=True)
+    count = queue.declaration_result.message_count or 0
+    found: list[aio_pika.abc.AbstractIncomingMessage] = []
+    if count == 0:
+        return found
+    async with asyncio.timeout(timeout_s), queue.iterator(no_ack=True) as messages:
+        async for message in messages:
+            found.append(message)
+            if len(found) == count:
+                break
+    return found

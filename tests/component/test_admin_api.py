@@ -19,7 +19,7 @@ from omnibot.admin.api import ENDPOINTS, build_app
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management
 from omnibot.admin.schemas import AgentVersionView, ChannelView, ChatSummary, ChatView, Page
-from omnibot.dialog.agent import load_agent
+from omnibot.agents.agent import load_agent
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
@@ -27,8 +27,10 @@ from omnibot.shared.crypto import SecretBox, same_secret
 from omnibot.shared.messages import OutboundAction, TransferToOperator, outbound_decoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, partition_of
-from tests.conftest import free_port
-from tests.harness import FIXTURES, running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from tests.conftest import take_all
+from tests.harness import FIXTURES
 
 TOKEN = "test-admin-token-0123456789abcdef"
 AGENT_FILE = (FIXTURES / "agents" / "pipeline-demo.json").read_bytes()
@@ -154,7 +156,7 @@ async def test_every_route_is_in_the_openapi_document_and_nothing_else(admin: Ad
     _, document = await admin.call("GET", f"{API}/openapi.json", token=None)
     served = {
         (route.method.lower(), route.resource.canonical)
-        for route in admin.http.server.app.router.routes()
+        for route in admin.http.server.app.router.routes()  # type: ignore[attr-defined]
         if route.method != "HEAD" and route.resource is not None
     }
     documented = {(method, path) for path, operations in document["paths"].items() for method in operations}
@@ -657,13 +659,11 @@ PENDING = {
 async def outbound_messages(admin: Admin, key: str) -> list[OutboundAction]:
     """What was published to the chat's outbound partition (taken off the queue)."""
     topology = Topology.build(admin.settings.amqp_namespace, admin.settings.chat_partitions)
-    connection = await admin.ops._broker.connection()  # type: ignore[union-attr]
+    connection = await admin.ops.context.require_broker().connection()
     found: list[OutboundAction] = []
     async with connection.channel() as channel:
-        queue = await channel.get_queue(
-            topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
-        )
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        name = topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
+        for message in await take_all(channel, name):
             found.append(outbound_decoder.decode(message.body))
     return found
 
@@ -682,7 +682,7 @@ async def seed_chat(
         state={"slot": "ask", "waiting": "reply", "variables": {"order_id": "42", "client_message": "2"}},
         version=3,
         out_seq=5,
-        pending=[PENDING],
+        pending=[msgspec.convert(PENDING, OutboundAction)],
         last_error="external request timed out",
         created_at=1_700_000_000.0,
     )
@@ -835,7 +835,7 @@ async def test_a_hand_transfer_retries_when_dialog_writes_first(admin: Admin, br
     await admin.agent()
     channel = await admin.channel()
     seeded = await seed_chat(admin, channel["id"], "1001")
-    store = admin.ops._chats
+    store = admin.ops.context.chats
     real_commit = store.commit
     raced = []
 

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
-from omnibot.dialog.fetch import ExternalFetcher, FetchResult, NetworkPolicy, PolicyResolver
+from omnibot.dialog.fetch import ExternalFetcher, FetchResult
+from omnibot.shared.net.policy import NetworkPolicy, PolicyResolver
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -510,7 +511,7 @@ async def test_redirect_to_a_name_resolving_to_a_refused_address_is_refused(
 
 
 def redirect_url(upstream: Upstream, target: str, status: int = 302) -> str:
-    return str(aiohttp.client.URL(upstream.url("/redirect-to")).with_query(url=target, status=str(status)))
+    return str(URL(upstream.url("/redirect-to")).with_query(url=target, status=str(status)))
 
 
 @pytest.mark.parametrize("status", [307, 308])
@@ -629,7 +630,7 @@ async def test_fetch_before_start_is_an_error_result() -> None:
 async def test_credentials_never_reach_errors_or_logs(
     upstream: Upstream, make_fetcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="omnibot.dialog.fetch")
+    caplog.set_level(logging.DEBUG, logger="omnibot")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ import pytest
 
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.processes import ServiceProcess
 from tests.conftest import free_port
-from tests.harness import ROOT, ServiceProcess, add_rules, customer_says, setup_channel, wait_bot_messages
+from tests.harness import ROOT, add_rules, customer_says, setup_channel, wait_bot_messages
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")
 
@@ -60,14 +61,13 @@ def metrics_port() -> int:
 
 
 @pytest.fixture
-def run_all(
+async def run_all(
     settings: Settings, metrics_port: int, broker: object, db: object, tmp_path: Path
-) -> Iterator[ServiceProcess]:
+) -> AsyncIterator[ServiceProcess]:
     settings = msgspec.structs.replace(settings, metrics_port=metrics_port, admin_port=free_port())
     process = ServiceProcess("all", settings, tmp_path)
     yield process
-    if process.process.poll() is None:
-        process.terminate()
+    await process.stop()
 
 
 @pytest.fixture

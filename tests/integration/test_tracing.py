@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -23,8 +24,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.channels import management
+from omnibot.testkit.processes import ServiceProcess
 from tests.conftest import free_port
-from tests.harness import ServiceProcess, add_rules, customer_says, management, wait_bot_messages
+from tests.harness import add_rules, customer_says, wait_bot_messages
 
 WEBHOOK_SPAN = "POST /webhooks/omnidesk/{channel_id}/{secret}"
 SHOP_HEADER_SECRET = "shop-header-secret-" + uuid.uuid4().hex[:8]
@@ -192,8 +195,8 @@ async def test_one_customer_message_is_one_trace_across_the_services(
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     ops, client = await management(settings)
     try:
-        await ops.import_agent(agent_file(shop), publish=True)
-        channel = await ops.create_channel(
+        await ops.agents.import_agent(agent_file(shop), publish=True)
+        created = await ops.channels.create_channel(
             title="Traced",
             domain=sandbox_url,
             api_key=state.api_key,
@@ -204,6 +207,7 @@ async def test_one_customer_message_is_one_trace_across_the_services(
         )
     finally:
         await client.close()
+    channel_id = created.id
     processes = [ServiceProcess(name, settings, tmp_path) for name in ("ingress", "dialog", "egress")]
     try:
         for process, line in zip(
@@ -213,10 +217,11 @@ async def test_one_customer_message_is_one_trace_across_the_services(
             await process.wait_log("tracing on")
         ops, client = await management(settings)
         try:
-            channel = await ops.activate_channel(channel["id"])
+            activated = await ops.channels.activate_channel(channel_id)
         finally:
             await client.close()
-        assert channel["active"], channel.get("checks")
+        assert activated.active, activated.checks
+        channel = msgspec.to_builtins(activated)
         await add_rules(sandbox_url, channel["webhook_url"])
 
         case = (await customer_says(sandbox_url, "Здравствуйте"))["case_id"]
@@ -239,7 +244,7 @@ async def test_one_customer_message_is_one_trace_across_the_services(
         assert trace is not None
     finally:
         # In threads: the receiver must go on answering the exporters' last flush meanwhile.
-        await asyncio.gather(*(asyncio.to_thread(p.terminate) for p in processes))
+        await asyncio.gather(*(p.stop() for p in processes))
 
     by_id = {s.span_id: s for s in trace}
     roots = [s for s in trace if not s.parent_id]

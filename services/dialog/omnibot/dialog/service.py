@@ -11,9 +11,9 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
 
-from omnibot.dialog import engine
+from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
+from omnibot.dialog.fetch import ExternalFetcher
 from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.turns import Fetch, TurnRunner
 from omnibot.shared import amqp, telemetry
@@ -27,13 +27,20 @@ from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
+from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology, declare_topology
 from omnibot.shared.worker import work_until_stopped
 
 log = logging.getLogger(__name__)
+
+
+# In place: a message that cannot be processed yet keeps its place in its chat, so a later
+# message of that chat never overtakes it.
+RETRY_POLICY = RetryPolicy(mode="in_place", max_attempts=1000, max_backoff_s=30.0)
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -80,7 +87,7 @@ async def serve_dialog(
     chats: ChatStore | None = None,
 ) -> None:
     """Run until `stop` is set. `chats` replaces the MongoDB chat store (benchmarks isolate it)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)
@@ -130,11 +137,7 @@ async def serve_dialog(
             topology.inbound,
             inbound_handler(runner),
             prefetch=settings.dialog_prefetch,
-            # In place: a message that cannot be processed yet keeps its place in its chat,
-            # so a later message of that chat never overtakes it.
-            retry_mode="in_place",
-            max_attempts=1000,
-            max_backoff_s=30.0,
+            policy=RETRY_POLICY,
             name="dialog",
         )
         await work_until_stopped(

@@ -18,6 +18,7 @@ from omnibot.shared import metrics, telemetry
 
 _REASONS_BY_STATUS = {
     400: "invalid_body",
+    408: "body_timeout",
     404: "not_found",
     409: "channel_inactive",
     413: "too_large",
