@@ -41,6 +41,7 @@ from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
+from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology, declare_topology, delete_topology
 
 TARGET = 0.70
@@ -110,7 +111,7 @@ async def deliverer_only(url: str, info: dict[str, Any], cases: list[int], per_c
             deliveries=MemoryDeliveryStore(),
             secrets=box,
             files=FileDownloader(NetworkPolicy.from_setting("")),
-            max_attempts=3,
+            policy=RetryPolicy(mode="delayed", max_attempts=3),
         )
         chats: asyncio.Queue[int] = asyncio.Queue()
         for case in cases:

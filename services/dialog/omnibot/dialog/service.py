@@ -30,10 +30,16 @@ from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
+from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology, declare_topology
 from omnibot.shared.worker import work_until_stopped
 
 log = logging.getLogger(__name__)
+
+
+# In place: a message that cannot be processed yet keeps its place in its chat, so a later
+# message of that chat never overtakes it.
+RETRY_POLICY = RetryPolicy(mode="in_place", max_attempts=1000, max_backoff_s=30.0)
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -125,11 +131,7 @@ async def serve_dialog(
             topology.inbound,
             inbound_handler(runner),
             prefetch=settings.dialog_prefetch,
-            # In place: a message that cannot be processed yet keeps its place in its chat,
-            # so a later message of that chat never overtakes it.
-            retry_mode="in_place",
-            max_attempts=1000,
-            max_backoff_s=30.0,
+            policy=RETRY_POLICY,
             name="dialog",
         )
         await work_until_stopped(

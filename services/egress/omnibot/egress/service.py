@@ -27,14 +27,19 @@ from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
+from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology, declare_topology
 from omnibot.shared.worker import work_until_stopped
 
 log = logging.getLogger(__name__)
 
-# With the backoff capped at 120 s, about five minutes of retries before a dead letter: an
-# Omnidesk outage of a few minutes loses nothing and needs no re-drive.
-MAX_ATTEMPTS = 12
+# Delayed: a chat waiting out a rate limit must not hold a worker; the per-chat cursor keeps its
+# actions in order regardless. With the backoff capped at 120 s (full jitter), about seven minutes
+# of retries on average before a dead letter, rarely under four: an Omnidesk outage of a few
+# minutes loses nothing and needs no re-drive.
+# The one budget of the stage: the consumer gives up by it, and the deliverer asks it whether an
+# attempt is the last (to move the chat's cursor past an action that goes to the dead letters).
+RETRY_POLICY = RetryPolicy(mode="delayed", max_attempts=14, max_backoff_s=120.0)
 
 
 def outbound_handler(deliverer: Deliverer) -> amqp.Handler:
@@ -87,7 +92,7 @@ async def serve_egress(
             deliveries=deliveries or MongoDeliveryStore(db),
             secrets=box,
             files=files,
-            max_attempts=MAX_ATTEMPTS,
+            policy=RETRY_POLICY,
             on_done=on_delivered,
         )
         connection = await amqp.connect(settings.amqp_url, name="omnibot-egress")
@@ -99,11 +104,7 @@ async def serve_egress(
             topology.outbound,
             outbound_handler(deliverer),
             prefetch=settings.egress_prefetch,
-            # Delayed: a chat waiting out a rate limit must not hold a worker; the per-chat
-            # cursor keeps its actions in order regardless.
-            retry_mode="delayed",
-            max_attempts=MAX_ATTEMPTS + 1,
-            max_backoff_s=120.0,
+            policy=RETRY_POLICY,
             name="egress",
         )
         await work_until_stopped(
