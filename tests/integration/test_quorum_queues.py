@@ -5,7 +5,7 @@ the URLs of `AMQP_URL` when its path to one node is cut."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import aio_pika
 import pytest
@@ -37,11 +37,12 @@ async def test_every_queue_is_a_quorum_queue(settings: Settings, broker: Any) ->
     # through, so every queue is a quorum queue; the same arguments without it (a classic queue)
     # are refused for each kind of queue. (By AMQP alone: rabbitmqctl is slow on a busy broker.)
     stage = topology.outbound
-    for name, kind, tier in [
+    kinds: list[tuple[str, Literal["dead", "partition", "retry"], int]] = [
         (stage.dead, "dead", 0),
         (stage.partition_queue(0), "partition", 0),
         (stage.retry_exchange(250), "retry", 250),
-    ]:
+    ]
+    for name, kind, tier in kinds:
         async with broker.channel() as channel:
             with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed, match="inequivalent arg"):
                 await channel.declare_queue(
