@@ -18,6 +18,7 @@ from omnibot.shared.settings import Settings
 from omnibot.shared.topology import (
     DELIVERY_COUNT_HEADER,
     DELIVERY_LIMIT,
+    QueueKind,
     Topology,
     TopologyMismatch,
     declare_topology,
@@ -37,11 +38,12 @@ async def test_every_queue_is_a_quorum_queue(settings: Settings, broker: Any) ->
     # through, so every queue is a quorum queue; the same arguments without it (a classic queue)
     # are refused for each kind of queue. (By AMQP alone: rabbitmqctl is slow on a busy broker.)
     stage = topology.outbound
-    for name, kind, tier in [
+    kinds: list[tuple[str, QueueKind, int]] = [
         (stage.dead, "dead", 0),
         (stage.partition_queue(0), "partition", 0),
         (stage.retry_exchange(250), "retry", 250),
-    ]:
+    ]
+    for name, kind, tier in kinds:
         async with broker.channel() as channel:
             with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed, match="inequivalent arg"):
                 await channel.declare_queue(
