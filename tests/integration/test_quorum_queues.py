@@ -5,7 +5,7 @@ the URLs of `AMQP_URL` when its path to one node is cut."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 import aio_pika
 import pytest
@@ -18,6 +18,7 @@ from omnibot.shared.settings import Settings
 from omnibot.shared.topology import (
     DELIVERY_COUNT_HEADER,
     DELIVERY_LIMIT,
+    QueueKind,
     Topology,
     TopologyMismatch,
     declare_topology,
@@ -37,7 +38,7 @@ async def test_every_queue_is_a_quorum_queue(settings: Settings, broker: Any) ->
     # through, so every queue is a quorum queue; the same arguments without it (a classic queue)
     # are refused for each kind of queue. (By AMQP alone: rabbitmqctl is slow on a busy broker.)
     stage = topology.outbound
-    kinds: list[tuple[str, Literal["dead", "partition", "retry"], int]] = [
+    kinds: list[tuple[str, QueueKind, int]] = [
         (stage.dead, "dead", 0),
         (stage.partition_queue(0), "partition", 0),
         (stage.retry_exchange(250), "retry", 250),
