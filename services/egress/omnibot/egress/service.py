@@ -17,20 +17,18 @@ from omnibot.egress.download import FileDownloader
 from omnibot.shared import amqp, telemetry
 from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.channels import MongoChannelStore, verify_secret_key
-from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, outbound_decoder
-from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.settle import RetryPolicy
-from omnibot.shared.topology import Topology, declare_topology
-from omnibot.shared.worker import work_until_stopped
+from omnibot.shared.topology import Topology
+from omnibot.shared.worker import open_broker, open_database, work_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +74,7 @@ async def serve_egress(
     hears of each action performed (both for benchmarks)."""
     topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_client(settings)
-        stack.push_async_callback(mongo.close)
-        db = mongo[settings.mongodb_db]
-        await ensure_indexes(db)
-        box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
-        await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
+        db, box = await open_database(stack, settings)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200, limit_per_host=50),
             trace_configs=telemetry.client_trace_configs(),
@@ -104,10 +97,7 @@ async def serve_egress(
             policy=RETRY_POLICY,
             on_done=on_delivered,
         )
-        connection = await amqp.connect(settings.amqp_url, name="omnibot-egress")
-        stack.push_async_callback(connection.close)
-        async with connection.channel() as channel:
-            await declare_topology(channel, topology)
+        connection = await open_broker(stack, settings, topology, name="omnibot-egress")
         consumer = amqp.StageConsumer(
             connection,
             topology.outbound,

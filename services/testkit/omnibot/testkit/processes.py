@@ -44,7 +44,11 @@ def die_with_parent() -> None:
 
 
 class ChildProcess:
-    """One OS process, stdout and stderr into a log file (appended to across restarts)."""
+    """One OS process, stdout and stderr into a log file (appended to across restarts).
+
+    Started with `stdout_lines`, its stdout is read line by line instead (`next_line`, `wait_line`):
+    for processes that report on stdout (`ready`, one line per event) while they log to stderr.
+    """
 
     def __init__(
         self,
@@ -63,19 +67,44 @@ class ChildProcess:
         # not reach it, and it does not outlive us.
         self._own_session = own_session
         self.popen: subprocess.Popen[bytes] | None = None
+        self._lines: asyncio.StreamReader | None = None
 
-    def start(self) -> ChildProcess:
+    def start(self, *, stdout_lines: bool = False) -> ChildProcess:
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(  # noqa: S603 - our own argv
                 self.argv,
                 env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.PIPE if stdout_lines else log,
+                stderr=log if stdout_lines else subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=self._own_session,
                 preexec_fn=die_with_parent if self._own_session else None,
             )
         return self
+
+    async def next_line(self) -> str | None:
+        """The next line the process wrote on stdout (started with `stdout_lines`); None once it
+        closed stdout (it exited)."""
+        assert self.popen is not None, "start() first"
+        assert self.popen.stdout is not None, "start(stdout_lines=True) first"
+        if self._lines is None:
+            reader = asyncio.StreamReader()
+            loop = asyncio.get_running_loop()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), self.popen.stdout)
+            self._lines = reader
+        line = await self._lines.readline()
+        return line.decode(errors="replace").rstrip("\n") if line else None
+
+    async def wait_line(self, wanted: str, timeout: float = 60) -> None:
+        """Read stdout until the line `wanted`; fail if the process exits or the time runs out first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while (line := await self.next_line()) != wanted:
+                    if line is None:
+                        raise RuntimeError(f"{self.name} exited before saying {wanted!r}: {self.log_tail()}")
+        except TimeoutError:
+            said = f"{self.name} did not say {wanted!r} in {timeout}s"
+            raise TimeoutError(f"{said}: {self.log_tail()}") from None
 
     def adopt(self, popen: subprocess.Popen[bytes]) -> None:
         """A process started elsewhere (the MongoDB-protocol server's own helper starts it)."""
