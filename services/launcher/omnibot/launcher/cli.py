@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from omnibot.launcher.runner import run, run_services
+    from omnibot.launcher.runner import run, run_services, until_signalled
     from omnibot.shared.crypto import SecretKeyError
 
     if args.command == "secret-key":
@@ -220,7 +220,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sandbox":
         from omnibot.sandbox.app import run_sandbox
 
-        run(run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port))
+        run(
+            until_signalled(
+                run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port)
+            )
+        )
         return EXIT_OK
     if args.command == "replay":
         from omnibot.replay.cli import dispatch as replay
