@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.replay.cli import add_commands as add_replay_commands
 
     add_replay_commands(sub)
+    from omnibot.launcher.queues import add_commands as add_queue_commands
+
+    add_queue_commands(sub)
     return parser
 
 
@@ -223,6 +226,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from omnibot.replay.cli import dispatch as replay
 
         return replay(args, settings)
+    if args.command == "queues":
+        from omnibot.launcher.queues import dispatch as queues
+
+        return queues(args, settings)
     from omnibot.launcher.manage import manage
 
     return manage(args, settings)
