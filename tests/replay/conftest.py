@@ -12,15 +12,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from omnibot.dialog.service import serve_dialog
-from omnibot.egress.service import serve_egress
-from omnibot.ingress.service import serve_ingress
 from omnibot.replay.external import FakeExternalServer, running_fake_external
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.testkit.ports import free_port
 from omnibot.testkit.sandbox import running_sandbox
-from omnibot.testkit.services import ServiceTask
+from omnibot.testkit.services import running_services
 
 
 @dataclass
@@ -52,13 +49,5 @@ async def replay_pipeline(
     sandbox: tuple[SandboxState, str],
     fake_external: tuple[FakeExternalServer, str],
 ) -> AsyncIterator[ReplayPipeline]:
-    services = [ServiceTask("ingress", serve_ingress, settings)]
-    await services[0].wait_ready()
-    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
-        services.append(ServiceTask(name, serve, settings))
-        await services[-1].wait_ready()
-    try:
+    async with running_services(settings):
         yield ReplayPipeline(settings, *sandbox, *fake_external)
-    finally:
-        for service in reversed(services):
-            await service.stop()

@@ -67,6 +67,17 @@ async def _run_until_stopped(names: list[str], settings: Settings) -> None:
             raise result
 
 
+async def until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` until it returns or SIGTERM/SIGINT cancels it. A process without its own handler
+    ignores SIGTERM when it is PID 1 (in a container) and waits for SIGKILL (the sandbox did)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def run(main: Awaitable[None]) -> None:
     """asyncio.run with uvloop when it is installed (10-30% more throughput here)."""
     try:
