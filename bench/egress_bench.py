@@ -29,14 +29,15 @@ from pymongo import AsyncMongoClient
 
 from bench.common import bench_settings, machine, mongo, post, sandbox_process
 from omnibot.admin.operations import Management
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
+from omnibot.egress.download import FileDownloader
 from omnibot.egress.service import serve_egress
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox, generate_key
 from omnibot.shared.deliveries import MemoryDeliveryStore
 from omnibot.shared.messages import OutboundAction, SendText, chat_key, encoder
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
@@ -108,7 +109,7 @@ async def deliverer_only(url: str, info: dict[str, Any], cases: list[int], per_c
             channels=ChannelDirectory(lookup),
             deliveries=MemoryDeliveryStore(),
             secrets=box,
-            files=ExternalFetcher(NetworkPolicy.from_setting("")),
+            files=FileDownloader(NetworkPolicy.from_setting("")),
             max_attempts=3,
         )
         chats: asyncio.Queue[int] = asyncio.Queue()

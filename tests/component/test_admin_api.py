@@ -19,7 +19,7 @@ from omnibot.admin.api import ENDPOINTS, build_app
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management
 from omnibot.admin.schemas import AgentVersionView, ChannelView, ChatSummary, ChatView, Page
-from omnibot.dialog.agent import load_agent
+from omnibot.agents.agent import load_agent
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine

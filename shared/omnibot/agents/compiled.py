@@ -18,7 +18,7 @@ from omnibot.agents.intents import IntentModel
 from omnibot.agents.matching import PhraseIndex
 
 if TYPE_CHECKING:
-    from omnibot.dialog.agent import Agent, ButtonMenuSlot
+    from omnibot.agents.agent import Agent, ButtonMenuSlot
 
 
 def _menu_groups(titles: tuple[str, ...], synonyms: tuple[tuple[str, ...], ...]) -> PhraseIndex:
@@ -32,7 +32,7 @@ def _templated_menu(titles: tuple[str, ...], synonyms: tuple[tuple[str, ...], ..
 
 class CompiledAgent:
     def __init__(self, agent: Agent) -> None:
-        from omnibot.dialog.agent import ButtonMenuSlot, IntentSlot, LLMSlot  # it imports this module
+        from omnibot.agents.agent import ButtonMenuSlot, IntentSlot, LLMSlot  # it imports this module
 
         self._menus: dict[str, PhraseIndex] = {}
         self.intents: dict[str, IntentModel] = {}

@@ -51,8 +51,8 @@ from omnibot.admin.validation import (
     title_problem,
     transfer_status_problem,
 )
-from omnibot.dialog.agent import AgentInvalid, dump_agent, load_agent
-from omnibot.dialog.outbox import transfer_summary
+from omnibot.agents.agent import AgentInvalid, dump_agent, load_agent
+from omnibot.agents.handoff import transfer_summary
 from omnibot.shared import amqp
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channels import Channel, MongoChannelStore

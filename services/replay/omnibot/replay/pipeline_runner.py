@@ -33,7 +33,7 @@ import msgspec
 from pymongo import AsyncMongoClient
 
 from omnibot.admin.operations import Management
-from omnibot.dialog.handoff import reason_of
+from omnibot.agents.handoff import reason_of
 from omnibot.replay.external import load_script
 from omnibot.replay.scenario import agent_document, masked_output
 from omnibot.replay.transcript import (

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
+from omnibot.agents import conditions
 from omnibot.agents.hours import HoursInvalid, parse_schedule
 from omnibot.agents.intents import IntentModel
-from omnibot.dialog import conditions
 
 if TYPE_CHECKING:
     from omnibot.agents.compiled import CompiledAgent
@@ -657,7 +657,8 @@ def _check_intents(slot: IntentSlot, match_threshold: float, report: _Report) ->
         names.add(intent.name)
         if not [e for e in intent.examples if e.strip()]:
             report.error(sid, f"intent {intent.name!r} has no examples")
-    threshold = slot.threshold if slot.threshold is not None and _is_fraction(slot.threshold) else match_threshold
+    own = slot.threshold
+    threshold = own if own is not None and _is_fraction(own) else match_threshold
     model = IntentModel([(i.name, i.examples) for i in slot.intents])
     for name, other, example in model.overlaps(threshold):
         report.warning(sid, f"example {example!r} of intent {name!r} matches intent {other!r} as well")
