@@ -73,14 +73,17 @@ class Publisher:
     async def publish(
         self, chat_key: str, body: bytes, *, message_id: str, headers: dict[str, Any] | None = None
     ) -> None:
-        """Raises TransientError when the broker did not confirm (nothing is known to be queued)."""
+        """Raises TransientError when the broker did not confirm (nothing is known to be queued),
+        PermanentError (before sending anything) when the headers are too large to send."""
+        all_headers = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
+        check_headers(all_headers)
         message = aio_pika.Message(
             body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             timestamp=time.time(),
-            headers={CHAT_KEY_HEADER: chat_key, **(headers or {})},
+            headers=all_headers,
         )
         try:
             await self._exchange.publish(
@@ -91,6 +94,22 @@ class Publisher:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+# RabbitMQ closes the whole connection (FRAME_ERROR frame_too_large) when a message's properties do
+# not fit in one frame (128 KiB by default), taking every other publish on it down too. Our headers
+# are ids, counters and a bounded error text; anything near this limit is a bug or an attack.
+MAX_HEADERS_BYTES = 16 * 1024
+
+
+class HeadersTooLarge(PermanentError):
+    """A message's headers would not fit the broker's frame; refused before anything is sent."""
+
+
+def check_headers(headers: dict[str, Any]) -> None:
+    size = sum(len(str(key)) + len(str(value).encode()) + 16 for key, value in headers.items())
+    if size > MAX_HEADERS_BYTES:
+        raise HeadersTooLarge(f"message headers of about {size} bytes exceed {MAX_HEADERS_BYTES}")
 
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]

@@ -36,6 +36,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dialog_prefetch: int = 32
     egress_prefetch: int = 32
     max_body_bytes: int = 1024 * 1024
+    # Slow clients (README, "Security"): a request's headers, and its body, must arrive within
+    # these; connections past the caps are closed at once (0: per address off; total from ulimit).
+    ingress_header_timeout_s: float = 10.0
+    ingress_body_timeout_s: float = 10.0
+    ingress_max_connections_per_address: int = 256
+    ingress_max_connections: int = 0
     omnidesk_allow_http: bool = False
     omnidesk_timeout_s: float = 10.0
     # How dialog tells a new customer message from a repeated or echoed webhook (see README):
@@ -96,6 +102,9 @@ def _check(settings: Settings) -> None:
     for name in ("dialog_prefetch", "egress_prefetch"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{env_name(name)}: must be at least 1")
+    for name in ("ingress_header_timeout_s", "ingress_body_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{env_name(name)}: must be more than 0")
     if not settings.public_base_url.startswith(("http://", "https://")):
         raise SettingsError("PUBLIC_BASE_URL: must start with http:// or https://")
     if settings.is_production:

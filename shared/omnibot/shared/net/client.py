@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final, TypeVar
 
@@ -72,9 +73,19 @@ def _parse_ip_literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(bare)
     except ValueError:
-        if ":" in bare or bare.replace(".", "").isdigit():
+        if ":" in bare or bare.replace(".", "").isdigit() or _inet_aton_accepts(bare):
             raise RequestFailed(f"refused: {host!r} is not a canonical IP address") from None
         return None
+
+
+def _inet_aton_accepts(host: str) -> bool:
+    # getaddrinfo reads hex and octal parts ("0x7f.1" is 127.0.0.1) while a DNS resolver (aiodns)
+    # finds no such name: which one aiohttp uses must not decide whether such a host is refused.
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
 
 
 def _same_origin(a: URL, b: URL) -> bool:
