@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
+from omnibot.replay.engine_runner import LLM_PATH
 from omnibot.replay.external import FakeExternalServer, running_fake_external
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
@@ -53,8 +55,15 @@ async def replay_pipeline(
 ) -> AsyncIterator[ReplayPipeline]:
     services = [ServiceTask("ingress", serve_ingress, settings)]
     await services[0].wait_ready()
-    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
-        services.append(ServiceTask(name, serve, settings))
+    # `llm` slots ask the fake external service, as in the engine runs (LLM_PATH).
+    dialog_settings = msgspec.structs.replace(
+        settings, llm_base_url=fake_external[1] + LLM_PATH, llm_model="replay-model"
+    )
+    for name, serve, with_settings in (
+        ("dialog", serve_dialog, dialog_settings),
+        ("egress", serve_egress, settings),
+    ):
+        services.append(ServiceTask(name, serve, with_settings))
         await services[-1].wait_ready()
     try:
         yield ReplayPipeline(settings, *sandbox, *fake_external)
