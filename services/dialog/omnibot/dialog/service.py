@@ -85,7 +85,7 @@ async def serve_dialog(
     chats: ChatStore | None = None,
 ) -> None:
     """Run until `stop` is set. `chats` replaces the MongoDB chat store (benchmarks isolate it)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)

@@ -68,7 +68,7 @@ async def serve_egress(
 ) -> None:
     """Run until `stop` is set. `deliveries` replaces the MongoDB cursor store and `on_delivered`
     hears of each action performed (both for benchmarks)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def serve_ingress(
     settings: Settings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
 ) -> None:
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         connection = await amqp.connect(settings.amqp_url, name="omnibot-ingress")
         stack.push_async_callback(connection.close)
