@@ -100,6 +100,7 @@ class ChatState(msgspec.Struct, kw_only=True):
     timeout_handled: float = 0.0  # the `last_activity` whose `on_timeout` already ran
     # Past exchanges for `llm` slots with `history`: ("user" | "assistant", text), oldest first.
     history: list[tuple[str, str]] = []
+    turn_said: list[tuple[str, str]] = []  # this turn's, until it ends (it may wait on a call)
     llm_calls: int = 0
     llm_tokens: int = 0
     llm_ms: float = 0.0
@@ -211,8 +212,12 @@ def timeout_due(agent: Agent, state: ChatState) -> float | None:
 def _remember_exchange(st: ChatState, turn: _Turn, kept: int) -> None:
     said = [("user", turn.customer_text)] if turn.customer_text else []
     said.extend(("assistant", e.text) for e in turn.effects if isinstance(e, Reply))
-    if said:
-        st.history = [*st.history, *said][-kept:]
+    if st.waiting == "external":
+        # Mid-turn: a call made now (or made again after a crash) sees the same past.
+        st.turn_said = [*st.turn_said, *said]
+    elif said or st.turn_said:
+        st.history = [*st.history, *st.turn_said, *said][-kept:]
+        st.turn_said = []
 
 
 def _give_up(

@@ -51,7 +51,9 @@ class LLMCaller:
         )
 
     async def complete(self, call: engine.CallLLM, channel: Channel) -> engine.LLMResult:
-        provider = self.provider(channel)
+        return await self.ask(call, self.provider(channel))
+
+    async def ask(self, call: engine.CallLLM, provider: LLMProvider) -> engine.LLMResult:
         if not provider.base_url or not provider.model:
             return engine.LLMResult(
                 request_id=call.request_id, text=None, error="no language model configured"
