@@ -10,12 +10,15 @@ when its rendered titles are first seen (a small cache). Pure.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from omnibot.agents.chat_text import render_menu
 from omnibot.agents.hours import Schedule, parse_schedule
 from omnibot.agents.intents import IntentModel
 from omnibot.agents.matching import PhraseIndex
+from omnibot.agents.templates import render
 
 if TYPE_CHECKING:
     from omnibot.agents.agent import Agent, ButtonMenuSlot
@@ -35,13 +38,19 @@ class CompiledAgent:
         from omnibot.agents.agent import ButtonMenuSlot, IntentSlot, LLMSlot  # it imports this module
 
         self._menus: dict[str, PhraseIndex] = {}
+        self._titles: dict[str, list[str]] = {}  # menus without placeholders in their titles
+        self._menu_texts: dict[str, str] = {}  # ... and in their text
         self.intents: dict[str, IntentModel] = {}
         history = 0
         for slot in agent.slots:
             if isinstance(slot, ButtonMenuSlot):
                 if not any("{{" in b.title for b in slot.buttons):
+                    titles = [b.title for b in slot.buttons]
+                    self._titles[slot.id] = titles
+                    if "{{" not in slot.text:
+                        self._menu_texts[slot.id] = render_menu(slot.text, titles)
                     self._menus[slot.id] = _menu_groups(
-                        tuple(b.title for b in slot.buttons), tuple(tuple(b.synonyms) for b in slot.buttons)
+                        tuple(titles), tuple(tuple(b.synonyms) for b in slot.buttons)
                     )
             elif isinstance(slot, IntentSlot):
                 self.intents[slot.id] = IntentModel([(i.name, i.examples) for i in slot.intents])
@@ -53,6 +62,16 @@ class CompiledAgent:
         self.schedule: Schedule | None = (
             None if hours is None else parse_schedule(hours.timezone, hours.days, hours.holidays)
         )
+
+    def titles(self, slot: ButtonMenuSlot, env: Mapping[str, Any]) -> list[str]:
+        """A menu's button titles as rendered this turn (the same list each turn if static)."""
+        static = self._titles.get(slot.id)
+        return static if static is not None else [render(b.title, env) for b in slot.buttons]
+
+    def menu_text(self, slot: ButtonMenuSlot, env: Mapping[str, Any]) -> str:
+        """A menu's text and numbered buttons, as sent."""
+        static = self._menu_texts.get(slot.id)
+        return static if static is not None else render_menu(render(slot.text, env), self.titles(slot, env))
 
     def menu(self, slot: ButtonMenuSlot, titles: list[str]) -> PhraseIndex:
         """The phrase index of a menu, for its titles as rendered this turn."""

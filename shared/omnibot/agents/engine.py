@@ -316,7 +316,7 @@ class _Turn:
         slot = self.enter(st.slot)
         match slot:
             case ButtonMenuSlot():
-                titles = [render(b.title, self.env) for b in slot.buttons]
+                titles = self.agent.compiled.titles(slot, self.env)
                 chosen, score = match_button(text, titles), 1.0
                 if chosen is None and not looks_like_menu_line(text):
                     # Free text; a menu line whose number and title disagree stays a wrong answer.
@@ -353,7 +353,10 @@ class _Turn:
         self.run(self.agent.on_timeout)
 
     def match_free_text(self, slot: ButtonMenuSlot, titles: list[str], text: str) -> tuple[int | None, float]:
-        found = self.agent.compiled.menu(slot, titles).match(text, self.agent.match_threshold)
+        explain = self.ctx.explain
+        found = self.agent.compiled.menu(slot, titles).match(
+            text, self.agent.match_threshold, complete=explain
+        )
         if self.ctx.explain:
             chosen = None if found.winner is None else titles[found.winner]
             scores = [(titles[s.key], s.score) for s in found.scores]
@@ -363,7 +366,7 @@ class _Turn:
     def classify(self, slot: IntentSlot) -> str:
         text = parse_client_message(str(self.st.variables.get("client_message", "")))[0]
         threshold = slot.threshold if slot.threshold is not None else self.agent.match_threshold
-        found = self.agent.compiled.intents[slot.id].classify(text, threshold)
+        found = self.agent.compiled.intents[slot.id].classify(text, threshold, complete=self.ctx.explain)
         if self.ctx.explain:
             scores = [(s.name, s.score) for s in found.scores]
             explained = Explain(slot.id, "intent", found.intent, found.confidence, found.ambiguous, scores)
@@ -449,8 +452,7 @@ class _Turn:
                 self.say(slot.text)
                 return slot.next
             case ButtonMenuSlot():
-                titles = [render(b.title, self.env) for b in slot.buttons]
-                text = render_menu(render(slot.text, self.env), titles)
+                text = self.agent.compiled.menu_text(slot, self.env)
                 if text:
                     self.effects.append(Reply(text))
                 st.slot, st.waiting = slot.id, "reply"
