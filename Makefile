@@ -35,7 +35,7 @@ test: install ## the whole test suite (starts what it needs)
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services bench tests
 
 format: install
 	$(BIN)/ruff format .

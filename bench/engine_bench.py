@@ -280,7 +280,8 @@ def _report_matches(agent: Agent, messages: list[CustomerMessage]) -> None:
         if waiting == "question" and "intent" in state.variables:
             intents += 1
     print(
-        f"understand: {chosen}/{len(messages) // 2} menu answers and {intents}/{len(messages) // 2} intents matched"
+        f"understand: {chosen}/{len(messages) // 2} menu answers and "
+        f"{intents}/{len(messages) // 2} intents matched"
     )
 
 

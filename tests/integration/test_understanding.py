@@ -20,8 +20,9 @@ from omnibot.shared.chats import MongoChatStore
 from omnibot.shared.messages import chat_key
 from omnibot.shared.mongo import open_client
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, add_rules, bot_texts, customer_says, setup_channel, wait_bot_messages
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.services import ServiceTask
+from tests.harness import add_rules, bot_texts, customer_says, setup_channel, wait_bot_messages
 
 MENU = "Чем помочь?\n1. Статус заказа\n2. Оператор"
 TIMED_OUT = "Диалог завершён из-за отсутствия ответа"

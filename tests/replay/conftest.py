@@ -20,8 +20,9 @@ from omnibot.replay.engine_runner import LLM_PATH
 from omnibot.replay.external import FakeExternalServer, running_fake_external
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
 
 
 @dataclass

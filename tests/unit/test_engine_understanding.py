@@ -32,7 +32,7 @@ MONDAY_NOON = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
 SUNDAY = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 CTX = TurnContext(runtime={"chat_id": "1"})
 
-MENU = {
+MENU: dict[str, Any] = {
     "id": "menu",
     "type": "button_menu",
     "text": "Чем помочь?",
@@ -43,13 +43,13 @@ MENU = {
     ],
     "fallback": "sorry",
 }
-BASIC = [
+BASIC: list[dict[str, Any]] = [
     {"id": "status", "type": "end", "text": "status {{menu_choice}} {{menu_score}}"},
     {"id": "op", "type": "transfer", "text": "К оператору", "closed_text": "Оператор ответит утром"},
     {"id": "refund", "type": "end", "text": "refund"},
     {"id": "sorry", "type": "end", "text": "sorry"},
 ]
-ROUTE = {
+ROUTE: dict[str, Any] = {
     "id": "route",
     "type": "intent",
     "intents": [
@@ -272,7 +272,7 @@ def test_within_working_hours_for_conditions() -> None:
 
 # -- llm ----------------------------------------------------------------------------------------------
 
-AI = {
+AI: dict[str, Any] = {
     "id": "ai",
     "type": "llm",
     "system": "Ты оператор {{shop}}",
@@ -304,6 +304,7 @@ def test_llm_answers_and_keeps_history() -> None:
     assert state.variables["ai_answer"] == "В пути {{channel_webhook_token}}"
     assert (state.llm_calls, state.llm_tokens, state.llm_ms) == (1, 14, 120.0)
     (second,) = chat.send("а когда?")
+    assert isinstance(second, CallLLM)
     assert second.history == [("user", "где заказ?"), ("assistant", "В пути {{channel_webhook_token}}")]
 
 

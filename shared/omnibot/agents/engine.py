@@ -40,7 +40,7 @@ from omnibot.agents.agent import (
     TextSlot,
     TransferSlot,
 )
-from omnibot.agents.chat_text import looks_like_menu_line, match_button, parse_client_message, render_menu
+from omnibot.agents.chat_text import looks_like_menu_line, match_button, parse_client_message
 from omnibot.agents.conditions import compile_pattern, evaluate
 from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 

@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from omnibot.shared.crypto import SecretBox, SecretKeyError
-from omnibot.shared.mongo import Document
+from omnibot.shared.mongo import Document, from_document, to_document
 
 
 class Channel(msgspec.Struct, kw_only=True):
@@ -41,15 +41,11 @@ class Channel(msgspec.Struct, kw_only=True):
 
 
 def _to_doc(channel: Channel) -> Document:
-    doc: Document = msgspec.to_builtins(channel)
-    doc["_id"] = doc.pop("id")
-    return doc
+    return to_document(channel, "id")
 
 
 def _from_doc(doc: Document) -> Channel:
-    data = dict(doc)
-    data["id"] = data.pop("_id")
-    return msgspec.convert(data, Channel)
+    return from_document(doc, Channel, "id")
 
 
 class MongoChannelStore:

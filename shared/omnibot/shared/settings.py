@@ -70,6 +70,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def is_production(self) -> bool:
         return self.env == "production"
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables `load_settings` reads these settings back from (for a child
+        process). Secrets included: never log it."""
+        return {env_name(field): _env_value(getattr(self, field)) for field in self.__struct_fields__}
+
+
+def _env_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
 
 _PREFIX_FREE = {
     "env": "OMNIBOT_ENV",

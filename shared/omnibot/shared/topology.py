@@ -31,6 +31,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 QueueType = Literal["quorum", "classic"]
+QueueKind = Literal["dead", "partition", "retry"]
 
 # How often the broker hands one message out before it dead-letters it. Every return counts (a
 # consumer that died with it, a hand-over, a graceful stop giving it back): high enough that a
@@ -127,7 +128,7 @@ class TopologyMismatch(RuntimeError):
 
 
 def queue_arguments(
-    kind: Literal["dead", "partition", "retry"], stage: Stage, queue_type: QueueType, *, tier_ms: int = 0
+    kind: QueueKind, stage: Stage, queue_type: QueueType, *, tier_ms: int = 0
 ) -> dict[str, Any]:
     """The declaration arguments of one queue: pure, so tests and the migration can compare them."""
     args: dict[str, Any] = {}

@@ -1,21 +1,51 @@
-"""The life of a queue worker (dialog, egress): consume its share of a stage's partitions until
-told to stop, then stop taking work, finish what is in progress, hand the partitions back."""
+"""The life of a queue worker (dialog, egress): open its database and broker, consume its share of
+a stage's partitions until told to stop, then stop taking work, finish what is in progress, hand
+the partitions back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aio_pika.abc import AbstractRobustConnection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from omnibot.shared import amqp
 from omnibot.shared.amqp import StageConsumer
+from omnibot.shared.channels import verify_secret_key
+from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.health import heartbeat
-from omnibot.shared.mongo import Document
+from omnibot.shared.mongo import Document, ensure_indexes, open_client
 from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
 from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology, declare_topology
 
 log = logging.getLogger(__name__)
+
+
+async def open_database(
+    stack: contextlib.AsyncExitStack, settings: Settings
+) -> tuple[AsyncDatabase[Document], SecretBox]:
+    """The database (indexes ensured) and the secret box; a wrong SECRET_KEY stops the start, clearly."""
+    mongo = open_client(settings)
+    stack.push_async_callback(mongo.close)
+    db = mongo[settings.mongodb_db]
+    await ensure_indexes(db)
+    box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
+    await verify_secret_key(db, box)
+    return db, box
+
+
+async def open_broker(
+    stack: contextlib.AsyncExitStack, settings: Settings, topology: Topology, *, name: str
+) -> AbstractRobustConnection:
+    """A robust connection to the broker, with the topology declared (idempotent)."""
+    connection = await amqp.connect(settings.amqp_url, name=name)
+    stack.push_async_callback(connection.close)
+    async with connection.channel() as channel:
+        await declare_topology(channel, topology)
+    return connection
 
 
 async def work_until_stopped(

@@ -26,6 +26,7 @@ from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
 from omnibot.shared.messages import OutboundAction, SendFile, SendText, TransferToOperator, chat_key
 from omnibot.shared.omnidesk import Account, OmnideskClient
+from omnibot.shared.settle import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Deliverer:
         deliveries: DeliveryStore,
         secrets: SecretBox,
         files: FileSource,
-        max_attempts: int,
+        policy: RetryPolicy,
         on_done: Callable[[OutboundAction], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
@@ -55,7 +56,7 @@ class Deliverer:
         self._deliveries = deliveries
         self._secrets = secrets
         self._files = files
-        self._max_attempts = max_attempts
+        self._policy = policy
         self._on_done = on_done
 
     async def deliver(
@@ -85,7 +86,7 @@ class Deliverer:
                 await self._skip(key, cursor, action, force)
                 raise
             except TransientError as exc:
-                if attempt >= self._max_attempts:
+                if self._policy.exhausted(attempt, exc):
                     await self._skip(key, cursor, action, force)
                     raise PermanentError(f"gave up after {attempt} attempts: {exc}") from exc
                 raise
