@@ -13,7 +13,7 @@ from pathlib import Path
 import aio_pika
 
 from bench.common import spawn, started
-from bench.load import Burst, collector_paused, timed
+from bench.load import Burst, burst_of, paced_at, timed
 from bench.sizes import CONCURRENCY
 from omnibot.testkit.processes import ChildProcess
 
@@ -91,34 +91,12 @@ class BarePipeline:
         await self._channel.default_exchange.publish(message, routing_key=self.queues[0])
 
     async def burst(self, items: Sequence[tuple[str, bytes]]) -> Burst:
-        sent: dict[str, float] = {}
-        queue = iter(items)
-
-        async def publisher() -> None:
-            for tag, body in queue:
-                sent[tag] = time.monotonic()
-                await self._publish(tag, body)
-
-        with collector_paused():
-            await asyncio.gather(*(publisher() for _ in range(CONCURRENCY)))
+        sent = await burst_of(self._publish, items, CONCURRENCY)
         await self._wait_all([t for t, _ in items], 60 + len(items) / 50)
         return timed(sent, self.arrived)
 
     async def paced(self, items: Sequence[tuple[str, bytes]], rate: float) -> Burst:
-        sent: dict[str, float] = {}
-
-        async def one(tag: str, body: bytes) -> None:
-            sent[tag] = time.monotonic()
-            await self._publish(tag, body)
-
-        with collector_paused():
-            start, tasks = time.monotonic(), []
-            for i, (tag, body) in enumerate(items):
-                delay = start + i / rate - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(tag, body)))
-            await asyncio.gather(*tasks)
+        sent = await paced_at(self._publish, items, rate)
         await self._wait_all([t for t, _ in items], 60)
         return timed(sent, self.arrived)
 

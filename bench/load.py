@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -89,32 +89,31 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-async def send_burst(
-    session: aiohttp.ClientSession, url: str, items: Sequence[tuple[str, bytes]], concurrency: int
-) -> dict[str, float]:
-    """POST every body with `concurrency` in flight; each must be answered 200. Send times by tag."""
+Send = Callable[[str, bytes], Awaitable[None]]
+
+
+async def burst_of(send: Send, items: Sequence[tuple[str, bytes]], concurrency: int) -> dict[str, float]:
+    """`send` every item with `concurrency` in flight. Send times by tag."""
     sent: dict[str, float] = {}
     queue = iter(items)
 
     async def worker() -> None:
         for tag, body in queue:
             sent[tag] = time.monotonic()
-            await post_one(session, url, body)
+            await send(tag, body)
 
     with collector_paused():
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return sent
 
 
-async def send_paced(
-    session: aiohttp.ClientSession, url: str, items: Sequence[tuple[str, bytes]], rate: float
-) -> dict[str, float]:
+async def paced_at(send: Send, items: Sequence[tuple[str, bytes]], rate: float) -> dict[str, float]:
     """Open loop: item i is sent at start + i / rate, whatever the answers before it."""
     sent: dict[str, float] = {}
 
     async def one(tag: str, body: bytes) -> None:
         sent[tag] = time.monotonic()
-        await post_one(session, url, body)
+        await send(tag, body)
 
     with collector_paused():
         start = time.monotonic()
@@ -126,6 +125,29 @@ async def send_paced(
             tasks.append(asyncio.create_task(one(tag, body)))
         await asyncio.gather(*tasks)
     return sent
+
+
+def poster(session: aiohttp.ClientSession, url: str) -> Send:
+    """Sending as a webhook: POST the body to `url`; it must be answered 200."""
+
+    async def send(tag: str, body: bytes) -> None:
+        await post_one(session, url, body)
+
+    return send
+
+
+async def send_burst(
+    session: aiohttp.ClientSession, url: str, items: Sequence[tuple[str, bytes]], concurrency: int
+) -> dict[str, float]:
+    """POST every body with `concurrency` in flight; each must be answered 200. Send times by tag."""
+    return await burst_of(poster(session, url), items, concurrency)
+
+
+async def send_paced(
+    session: aiohttp.ClientSession, url: str, items: Sequence[tuple[str, bytes]], rate: float
+) -> dict[str, float]:
+    """Open loop: item i is POSTed at start + i / rate, whatever the answers before it."""
+    return await paced_at(poster(session, url), items, rate)
 
 
 async def request_rate(

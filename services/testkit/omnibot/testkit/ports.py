@@ -1,12 +1,11 @@
-"""Free TCP ports on the loopback interface, for servers a test or a run starts."""
+"""Free TCP ports on the loopback interface, for servers a test or a run starts.
+
+The one implementation lives with the development MongoDB-protocol server (the shared package needs
+it there, and the shared package cannot import the kit); the kit names it for everything else.
+"""
 
 from __future__ import annotations
 
-import socket
+from omnibot.shared.devmongo import free_port
 
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it; another process may take it later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]
