@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run sandbox demo test test-fast lint typecheck format bench clean
+.PHONY: help install run sandbox demo test test-fast lint typecheck format bench image-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ format: install
 bench: install ## benchmarks (scripts, not tests); see "Performance" in the README
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python -m bench.pipeline_bench
+
+image-check: install ## build the image (podman or docker) and run every role from it, hardened, through a conversation
+	@scripts/image-check
 
 clean:
 	rm -rf .venv .tools .omnibot .mypy_cache .ruff_cache .pytest_cache

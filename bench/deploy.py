@@ -34,7 +34,7 @@ from omnibot.admin.operations import Management
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.partitions import rendezvous_owner
 from omnibot.shared.settings import Settings
-from omnibot.shared.topology import Topology, delete_topology
+from omnibot.shared.topology import QueueType, Topology, delete_topology
 from omnibot.testkit.ports import free_port
 from omnibot.testkit.processes import ChildProcess, child_env
 
@@ -80,6 +80,7 @@ class Bench:
     cases: list[tuple[int, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cpu: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # table -> column -> row
+    queue_type: QueueType = "quorum"  # what the deployments declare (bench/queue_types.py compares)
 
     @property
     def amqp_url(self) -> str:
@@ -151,6 +152,7 @@ class Bench:
             public_base_url=f"http://127.0.0.1:{port}",
             inbound_mode=inbound_mode,
             chat_partitions=8,
+            amqp_queue_type=self.queue_type,
         )
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
         db = client[settings.mongodb_db]

@@ -53,6 +53,9 @@ class _Outbound(msgspec.Struct, kw_only=True, frozen=True):
     created_at: float
     # Set when dialog republishes actions it may already have published (crash recovery).
     maybe_duplicate: bool = False
+    # When ingress accepted the webhook this action answers (its `received_at`; 0: unknown):
+    # egress measures the reply latency a customer feels from it.
+    accepted_at: float = 0.0
 
 
 class SendText(_Outbound, tag="outbound.text.v1", kw_only=True, frozen=True):

@@ -18,7 +18,8 @@ from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.llm import LLMCaller, LLMProvider
 from omnibot.dialog.timers import TimerScheduler
 from omnibot.dialog.turns import Fetch, TurnRunner
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
@@ -101,9 +102,14 @@ async def serve_dialog(
         fetcher = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await fetcher.start()
         stack.push_async_callback(fetcher.close)
-        session = aiohttp.ClientSession()
+        session = aiohttp.ClientSession(trace_configs=telemetry.client_trace_configs())
         stack.push_async_callback(session.close)
-        omnidesk = OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s)
+        omnidesk = OmnideskClient(
+            session,
+            AccountThrottle(),
+            timeout_s=settings.omnidesk_timeout_s,
+            on_error=AccountErrorLog(db).record,
+        )
         llm = LLMCaller(
             fetcher, LLMProvider(settings.llm_base_url, settings.llm_api_key, settings.llm_model), box
         )

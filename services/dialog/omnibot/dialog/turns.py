@@ -43,6 +43,7 @@ from omnibot.agents.handoff import (
 )
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.inbox import CustomerText
+from omnibot.shared import metrics, telemetry
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.chat_record import (
@@ -123,6 +124,20 @@ class TurnRunner:
         self._schedule_timer = schedule_timer
 
     async def handle(self, inbound: InboundMessage) -> None:
+        started = time.perf_counter()
+        outcome = "error"
+        with telemetry.span(
+            "omnibot.dialog",
+            "dialog turn",
+            attributes={"omnibot.channel_id": inbound.channel_id, "omnibot.chat_id": inbound.chat_id},
+        ) as span:
+            try:
+                outcome = await self._handle(inbound)
+            finally:
+                metrics.record_turn(outcome, time.perf_counter() - started)
+                telemetry.set_attributes(span, **{"omnibot.outcome": outcome})
+
+    async def _handle(self, inbound: InboundMessage) -> Literal["done", "duplicate", "redelivered"]:
         channel = await self._channels.get(inbound.channel_id)
         if channel is None:
             raise PermanentError(f"channel {inbound.channel_id} does not exist")
@@ -134,18 +149,20 @@ class TurnRunner:
                     await self._publish_pending(record)
                 if record is not None and inbound.event_id in record.recent_inbound:
                     log.info("redelivered message: its turn is already done")
-                    return
+                    return "redelivered"
                 if record is not None and record.turn_event == inbound.event_id:
                     await self._resume(channel, record, inbound)
                     continue  # then look again for what else this webhook brought
-                if await self._handle_once(channel, record, inbound):
-                    return
+                outcome = await self._handle_once(channel, record, inbound)
+                if outcome is not None:
+                    return outcome
                 log.info("chat changed while the turn ran; running it again on the new state")
             raise TransientError("the chat kept changing under concurrent writers")
 
     async def _handle_once(
         self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage
-    ) -> bool:
+    ) -> Literal["done", "duplicate"] | None:
+        """What this webhook came to ("duplicate": nothing new in it); None: the chat changed."""
         now = self._clock()
         texts = await self._new_texts(channel, record, inbound, now)
         if record is None:
@@ -160,29 +177,30 @@ class TurnRunner:
         if record.owner == "operator":
             if await self._handed_back(channel, record):
                 log.info("the case carries the bot label again: the chat is back with the bot")
+                metrics.record_returned_to_bot()
                 hand_back(record, restart=self._return_to_bot == "restart")
             else:
-                return await self._stay_silent(record, expected, inbound, texts, now)
+                return "done" if await self._stay_silent(record, expected, inbound, texts, now) else None
         if not texts:
             record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             if not await self._chats.commit(record, expected):
-                return False
+                return None
             log.info("no new customer message in this webhook (a repeat or an echo): no turn")
-            return True
+            return "duplicate"
         for index, item in enumerate(texts):
             committed = await self._play(
                 channel, record, expected, inbound, item, now, last=index == len(texts) - 1
             )
             if committed is None:
                 if index == 0:
-                    return False
+                    return None
                 raise TransientError("the chat changed between two messages of one webhook")
             expected, record = committed.version, next_version(committed)
             if committed.owner == "operator" and index < len(texts) - 1:
                 # Handed over mid-webhook: the rest of the customer's words are for the human.
                 rest = texts[index + 1 :]
-                return await self._stay_silent(record, expected, inbound, rest, now)
-        return True
+                return "done" if await self._stay_silent(record, expected, inbound, rest, now) else None
+        return "done"
 
     async def _new_texts(
         self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage, now: float
@@ -320,7 +338,7 @@ class TurnRunner:
                 effects.extend(produced)
             assert state is not None  # step always returns a state
             call = next((e for e in effects if isinstance(e, engine.CallExternal | engine.CallLLM)), None)
-            actions = await self._actions(channel, record, state, effects, now)
+            actions = await self._actions(channel, record, state, effects, now, inbound.received_at)
             record.state = msgspec.to_builtins(state)
             stage(record, actions)
             transfer = next((a for a in actions if isinstance(a, TransferToOperator)), None)
@@ -345,6 +363,9 @@ class TurnRunner:
                     return None
                 raise TransientError("the chat changed during an external request")
             first_commit = False
+            handoff = next((e for e in effects if isinstance(e, engine.Transfer)), None)
+            if handoff is not None:
+                metrics.record_transfer(handoff.reason)
             await publish_outbox(self._chats, record, self._publish)
             await self._chats.append_transcript(
                 transcript_lines(
@@ -366,6 +387,7 @@ class TurnRunner:
             if label is not None:
                 # The seed's way: the agent removed the bot label itself. The case is the operator's.
                 log.info("the agent's external request removed the bot label: the chat goes to an operator")
+                metrics.record_transfer("label_removed")
                 hand_to_operator(record, transfer_seq=0, bot_label_id=label)
             events = [result]
             customer_text = None
@@ -473,6 +495,7 @@ class TurnRunner:
         state: engine.ChatState,
         effects: list[engine.Effect],
         now: float,
+        accepted_at: float,
     ) -> list[OutboundAction]:
         transfer = next((e for e in effects if isinstance(e, engine.Transfer)), None)
         summary = ""
@@ -487,6 +510,7 @@ class TurnRunner:
             now=now,
             summary=summary,
             label_id=label_id(state.variables.get("bot_label_id"), channel.bot_label_id),
+            accepted_at=accepted_at,
         )
 
     async def _publish_pending(self, record: ChatRecord) -> None:

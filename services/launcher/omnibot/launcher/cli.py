@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.replay.cli import add_commands as add_replay_commands
 
     add_replay_commands(sub)
+    from omnibot.launcher.queues import add_commands as add_queue_commands
+
+    add_queue_commands(sub)
     return parser
 
 
@@ -194,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from omnibot.launcher.runner import run, run_services
+    from omnibot.launcher.runner import run, run_services, until_signalled
     from omnibot.shared.crypto import SecretKeyError
 
     if args.command == "secret-key":
@@ -221,7 +224,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sandbox":
         from omnibot.sandbox.app import run_sandbox
 
-        run(run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port))
+        run(
+            until_signalled(
+                run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port)
+            )
+        )
         return EXIT_OK
     if args.command == "agent" and args.action in AGENT_TOOLS:
         return agent_tools(args, settings)
@@ -229,6 +236,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from omnibot.replay.cli import dispatch as replay
 
         return replay(args, settings)
+    if args.command == "queues":
+        from omnibot.launcher.queues import dispatch as queues
+
+        return queues(args, settings)
     from omnibot.launcher.manage import manage
 
     return manage(args, settings)

@@ -53,7 +53,7 @@ async def running_services(
     settings: Settings, services: Sequence[tuple[str, Serve]] = PIPELINE, *, ready_timeout: float = 20
 ) -> AsyncIterator[dict[str, ServiceTask]]:
     """The services (ingress, dialog, egress by default) running against `settings`, each ready
-    before the next starts; stopped in reverse order afterwards."""
+    before the next starts; stopped in reverse order afterwards, as a SIGTERM would."""
     started: dict[str, ServiceTask] = {}
     try:
         for name, serve in services:
@@ -61,6 +61,12 @@ async def running_services(
             await started[name].wait_ready(ready_timeout)
         yield started
     finally:
+        # Every service is stopped; the first that failed to stop cleanly then says so.
+        failures: list[BaseException] = []
         for service in reversed(list(started.values())):
-            with contextlib.suppress(Exception):
+            try:
                 await service.stop()
+            except Exception as exc:  # noqa: BLE001 - stop the others first
+                failures.append(exc)
+        if failures:
+            raise failures[0]
