@@ -82,6 +82,9 @@ def settings(mongo_url: str, unique: str) -> Settings:
         omnidesk_timeout_s=3.0,
         external_request_allow_networks="127.0.0.0/8",
         shutdown_timeout_s=5.0,
+        # Never the default 9090: test processes (and other runs on this machine) would collide.
+        metrics_host="127.0.0.1",
+        metrics_port=0,
         data_dir=tempfile.mkdtemp(prefix="omnibot-data-"),
     )
 

@@ -25,10 +25,12 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from opentelemetry.trace import SpanKind
 
-from omnibot.shared import amqp_connection
+from omnibot.shared import amqp_connection, telemetry
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
+from omnibot.shared.metrics import stage_label
 from omnibot.shared.settle import (
     AMBIGUOUS_HEADER,
     ATTEMPT_HEADER,
@@ -66,6 +68,12 @@ class Publisher:
         self._exchange = exchange
         self._stage = stage
         self._timeout_s = timeout_s
+        self._span_name = f"{stage_label(stage.name)} publish"
+        self._span_attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": stage_label(stage.name),
+        }
 
     @classmethod
     async def open(cls, connection: AbstractRobustConnection, stage: Stage) -> Publisher:
@@ -82,22 +90,27 @@ class Publisher:
     ) -> None:
         """Raises TransientError when the broker did not confirm (nothing is known to be queued),
         PermanentError (before sending anything) when the headers are too large to send."""
-        all_headers = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
-        check_headers(all_headers)
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            timestamp=time.time(),
-            headers=all_headers,
-        )
-        try:
-            await self._exchange.publish(
-                message, routing_key=self._stage.route(chat_key), mandatory=True, timeout=self._timeout_s
+        all_headers: dict[str, Any] = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
+        routing_key = self._stage.route(chat_key)
+        with telemetry.span(
+            "omnibot.amqp", self._span_name, kind=SpanKind.PRODUCER, attributes=self._span_attributes
+        ):
+            telemetry.inject(all_headers)  # the trace goes on in the consumer (W3C traceparent)
+            check_headers(all_headers)
+            message = aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                timestamp=time.time(),
+                headers=all_headers,
             )
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-            raise TransientError(f"broker did not confirm the publish: {type(exc).__name__}") from exc
+            try:
+                await self._exchange.publish(
+                    message, routing_key=routing_key, mandatory=True, timeout=self._timeout_s
+                )
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                raise TransientError(f"broker did not confirm the publish: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         await self._channel.close()
@@ -177,6 +190,10 @@ class StageConsumer:
         self.stats = ConsumerStats()
 
     @property
+    def stage(self) -> Stage:
+        return self._stage
+
+    @property
     def partitions(self) -> set[int]:
         """The partitions this consumer currently receives from."""
         return set(self._consumers)
@@ -234,7 +251,24 @@ class StageConsumer:
                 # Shielded: cancelling this waiter must not cancel (and so release early) the
                 # future of the work before it, which would let the next message overtake it.
                 await asyncio.shield(previous)
-            await self._process(message, partition)
+            if not telemetry.enabled():
+                await self._process(message, partition)
+                return
+            # The trace the publisher started (the webhook's, for a customer message) goes on here.
+            with telemetry.span(
+                "omnibot.amqp",
+                f"{stage_label(self._stage.name)} process",
+                kind=SpanKind.CONSUMER,
+                parent_headers=message.headers or {},
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": stage_label(self._stage.name),
+                    "messaging.destination.partition.id": str(partition),
+                    "omnibot.attempt": _attempt_of(message),
+                },
+            ):
+                await self._process(message, partition)
         except asyncio.CancelledError:
             # Cut off by a stop that ran out of time: give the message back for someone else.
             with contextlib.suppress(Exception):

@@ -20,8 +20,10 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
+from omnibot.shared import metrics, telemetry
 from omnibot.shared.net.client import (
     CHUNK_BYTES,
     RequestFailed,
@@ -96,6 +98,25 @@ def _basic_authorization(credentials: str) -> str:
     return f"Basic {token}"
 
 
+def external_result(result: FetchResult) -> str:
+    """The `result` label of omnibot_external_requests_total: ok is an answer below 500; refused
+    by the network policy, timed out, or any other failure (5xx included) is error."""
+    if result.error is None:
+        return "ok" if result.status is not None and result.status < 500 else "error"
+    if result.error.startswith("refused"):
+        return "refused_by_policy"
+    if "timeout" in result.error.split(":", 1)[0]:
+        return "timeout"
+    return "error"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (URL(url).host or "")[:100]
+    except (ValueError, TypeError):
+        return ""
+
+
 class ExternalFetcher:
     """Runs ``external_request`` calls through one safe HTTP client."""
 
@@ -137,6 +158,45 @@ class ExternalFetcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> FetchResult:
         """Perform one request. Never raises (except cancellation): failures have status None."""
+        verb = method.upper()[:10]
+        # A span of our own: the url's path and query, and the headers, may carry credentials.
+        with telemetry.span(
+            "omnibot.dialog",
+            f"external_request {verb}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": verb, "server.address": _host_of(url)},
+        ) as span:
+            result = await self._fetch_logged(
+                method=method,
+                url=url,
+                headers=headers,
+                body=body,
+                basic_auth=basic_auth,
+                timeout_s=timeout_s,
+                delay_s=delay_s,
+                sleep=sleep,
+            )
+            outcome = external_result(result)
+            metrics.record_external_request(outcome)
+            telemetry.set_attributes(span, **{"omnibot.result": outcome})
+            if result.status is not None:
+                telemetry.set_attributes(span, **{"http.response.status_code": result.status})
+            if outcome != "ok":
+                telemetry.set_error(span, outcome)
+        return result
+
+    async def _fetch_logged(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any | None,
+        basic_auth: str | None,
+        timeout_s: float,
+        delay_s: float,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> FetchResult:
         secrets = self._secrets(headers, basic_auth, url)
         started = time.monotonic()
         try:

@@ -14,7 +14,8 @@ from pymongo.errors import PyMongoError
 
 from omnibot.egress.deliver import Deliverer
 from omnibot.egress.download import FileDownloader
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.deadletters import REDRIVE_HEADER
@@ -74,13 +75,21 @@ async def serve_egress(
     topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         db, box = await open_database(stack, settings)
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200, limit_per_host=50),
+            trace_configs=telemetry.client_trace_configs(),
+        )
         stack.push_async_callback(session.close)
         files = FileDownloader(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await files.start()
         stack.push_async_callback(files.close)
         deliverer = Deliverer(
-            client=OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s),
+            client=OmnideskClient(
+                session,
+                AccountThrottle(),
+                timeout_s=settings.omnidesk_timeout_s,
+                on_error=AccountErrorLog(db).record,
+            ),
             channels=ChannelDirectory(MongoChannelStore(db).get),
             deliveries=deliveries or MongoDeliveryStore(db),
             secrets=box,
