@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
+from omnibot.replay.engine_runner import LLM_PATH
 from omnibot.replay.external import FakeExternalServer, running_fake_external
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
@@ -49,5 +51,9 @@ async def replay_pipeline(
     sandbox: tuple[SandboxState, str],
     fake_external: tuple[FakeExternalServer, str],
 ) -> AsyncIterator[ReplayPipeline]:
-    async with running_services(settings):
+    # `llm` slots ask the fake external service, as in the engine runs (LLM_PATH).
+    with_llm = msgspec.structs.replace(
+        settings, llm_base_url=fake_external[1] + LLM_PATH, llm_model="replay-model"
+    )
+    async with running_services(with_llm):
         yield ReplayPipeline(settings, *sandbox, *fake_external)

@@ -34,6 +34,10 @@ class Channel(msgspec.Struct, kw_only=True):
     transfer_group_id: int | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The channel's own language model for `llm` slots; "" takes LLM_BASE_URL / LLM_MODEL / LLM_API_KEY.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key_enc: str = ""
 
 
 def _to_doc(channel: Channel) -> Document:

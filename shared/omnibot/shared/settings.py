@@ -56,6 +56,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # When the case is handed back to the bot: start the agent afresh, or resume where it stopped.
     return_to_bot: Literal["restart", "resume"] = "restart"
     external_request_allow_networks: str = ""
+    # The language model of `llm` slots (an OpenAI-compatible chat-completions API); a channel may
+    # name its own. The key is a secret: never logged.
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
     # The monitoring listener (/metrics, /healthz, /readyz) of every service process: 0 takes a
     # free port (logged), "off" serves none. Never the ingress port: that one faces the internet.
     metrics_host: str = "0.0.0.0"

@@ -81,6 +81,15 @@ def retry_tier_ms(delay_s: float) -> int:
     return RETRY_TIERS_MS[-1]
 
 
+def timer_tier_ms(delay_s: float) -> int:
+    """The delay tier for one hop of a timer: the longest not beyond `delay_s` (the smallest for
+    less), so a timer hops through the tiers until it is due and is never late by more than a tier
+    rounding of its last hop. Timers (the agents' `on_timeout`) reuse the retry tiers of a stage."""
+    wanted = max(0.0, delay_s) * 1000
+    fitting = [tier for tier in RETRY_TIERS_MS if tier <= wanted]
+    return fitting[-1] if fitting else RETRY_TIERS_MS[0]
+
+
 @dataclass(frozen=True)
 class Stage:
     """The names of one pipeline stage, e.g. `chat.inbound`."""

@@ -15,6 +15,8 @@ from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.fetch import ExternalFetcher
 from omnibot.dialog.inbox import OmnideskInbox
+from omnibot.dialog.llm import LLMCaller, LLMProvider
+from omnibot.dialog.timers import TimerScheduler
 from omnibot.dialog.turns import Fetch, TurnRunner
 from omnibot.shared import amqp, telemetry
 from omnibot.shared.account_errors import AccountErrorLog
@@ -24,7 +26,7 @@ from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatStore, MongoChatStore
 from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
-from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
+from omnibot.shared.messages import ChatTimer, OutboundAction, chat_key, dialog_decoder, encoder
 from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
@@ -44,11 +46,14 @@ RETRY_POLICY = RetryPolicy(mode="in_place", max_attempts=1000, max_backoff_s=30.
 def inbound_handler(runner: TurnRunner) -> amqp.Handler:
     async def handle(message: AbstractIncomingMessage) -> None:
         try:
-            inbound = inbound_decoder.decode(message.body)
+            inbound = dialog_decoder.decode(message.body)
         except msgspec.DecodeError as exc:
             raise PermanentError(f"undecodable inbound message: {exc}") from None
         try:
-            await runner.handle(inbound)
+            if isinstance(inbound, ChatTimer):
+                await runner.handle_timer(inbound)
+            else:
+                await runner.handle(inbound)
         except PyMongoError as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -105,6 +110,12 @@ async def serve_dialog(
             timeout_s=settings.omnidesk_timeout_s,
             on_error=AccountErrorLog(db).record,
         )
+        llm = LLMCaller(
+            fetcher, LLMProvider(settings.llm_base_url, settings.llm_api_key, settings.llm_model), box
+        )
+        timer_channel = await connection.channel(publisher_confirms=True)
+        stack.push_async_callback(timer_channel.close)
+        timers = TimerScheduler(timer_channel, topology.inbound)
         runner = TurnRunner(
             chats=chats or MongoChatStore(db),
             agents=AgentCatalog(MongoAgentStore(db)),
@@ -117,6 +128,8 @@ async def serve_dialog(
             inbound_mode=settings.inbound_mode,
             dedup_window_s=settings.dedup_window_s,
             return_to_bot=settings.return_to_bot,
+            complete=llm.complete,
+            schedule_timer=timers.schedule,
         )
         consumer = amqp.StageConsumer(
             connection,

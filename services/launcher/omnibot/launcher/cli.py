@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omnibot.launcher.agent_tools import ACTIONS as AGENT_TOOLS
+from omnibot.launcher.agent_tools import add_commands as add_agent_tools
+from omnibot.launcher.agent_tools import dispatch as agent_tools
 from omnibot.launcher.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from omnibot.launcher.render import render
 from omnibot.shared.errors import OmnibotError
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     versions.add_argument("name")
     pages(versions)
     delete = leaf(agent, "delete", "delete an agent and its versions (refused while a channel uses it)")
+    add_agent_tools(agent, leaf)
     delete.add_argument("name")
 
     channel = sub.add_parser("channel", help="create, activate, change, list channels").add_subparsers(
@@ -229,6 +233,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
         return EXIT_OK
+    if args.command == "agent" and args.action in AGENT_TOOLS:
+        return agent_tools(args, settings)
     if args.command == "replay":
         from omnibot.replay.cli import dispatch as replay
 
