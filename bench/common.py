@@ -60,6 +60,9 @@ def bench_settings(mongo_url: str, **overrides: object) -> Settings:
         "secret_key": generate_key(),
         "omnidesk_allow_http": True,
         "log_level": "WARNING",
+        # Every process its own free port: the default 9090 would collide between the replicas.
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
         "data_dir": tempfile.mkdtemp(prefix="omnibot-bench-"),
     }
     fields.update(overrides)

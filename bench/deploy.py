@@ -119,6 +119,7 @@ class Bench:
         chats: int,
         history: dict[int, int] | None = None,
         inbound_mode: Literal["webhook", "confirm"] = "webhook",
+        env: dict[str, str] | None = None,
     ) -> AsyncIterator[Deployment]:
         """A fresh namespace and database with ingress, `replicas` dialog and egress processes, a
         channel on the sandbox running the echo agent, and `chats` chats pre-filled with one
@@ -131,7 +132,7 @@ class Bench:
             if store == "mongo" and replicas:
                 mongo_url = stack.enter_context(mongo())
             yield await stack.enter_async_context(
-                self._deploy(mongo_url, store, replicas, chats, history or {}, inbound_mode)
+                self._deploy(mongo_url, store, replicas, chats, history or {}, inbound_mode, env or {})
             )
 
     @contextlib.asynccontextmanager
@@ -143,6 +144,7 @@ class Bench:
         chats: int,
         history: dict[int, int],
         inbound_mode: Literal["webhook", "confirm"],
+        extra_env: dict[str, str],
     ) -> AsyncIterator[Deployment]:
         port = free_port()
         settings = bench_settings(
@@ -167,7 +169,7 @@ class Bench:
                 email=str(self.sandbox["bot_email"]),
                 agent=str(ECHO_AGENT["name"]),
             )
-            env = child_env(settings)
+            env = {**child_env(settings), **extra_env}  # extra_env: e.g. tracing on (bench/observability.py)
             ingress = spawn(
                 "ingress", [sys.executable, "-m", "omnibot.launcher", "run", "ingress"], self.log_dir, env
             )

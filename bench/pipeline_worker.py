@@ -36,6 +36,7 @@ import uvloop
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.deliveries import Cursor, MemoryDeliveryStore
 from omnibot.shared.messages import chat_key
+from omnibot.shared.telemetry import configure_tracing, shutdown_tracing
 
 # Answers every customer message with its text: one reply per message, matched by its text.
 ECHO_AGENT: dict[str, Any] = {
@@ -176,6 +177,7 @@ async def dialog(store: str, prefill: Prefill | None) -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level, "text")
+    configure_tracing("dialog")  # as `omnibot run` does: on only when OTEL_EXPORTER_OTLP_* is set
     chats = None
     if store == "memory":
         chats = EncodedChatStore()
@@ -185,7 +187,10 @@ async def dialog(store: str, prefill: Prefill | None) -> None:
                 await chats.commit(record, 0)
             await chats.append_transcript(lines)
     stop, ready = asyncio.Event(), asyncio.Event()
-    await _serve(serve_dialog(settings, stop, ready=ready, chats=chats), ready, stop)
+    try:
+        await _serve(serve_dialog(settings, stop, ready=ready, chats=chats), ready, stop)
+    finally:
+        shutdown_tracing()
 
 
 async def egress(store: str, prefill: Prefill | None) -> None:
@@ -195,6 +200,7 @@ async def egress(store: str, prefill: Prefill | None) -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level, "text")
+    configure_tracing("egress")
     deliveries = None
     if store == "memory":
         # Its cursors are scalar-only structs, which the garbage collector does not track.
@@ -203,7 +209,10 @@ async def egress(store: str, prefill: Prefill | None) -> None:
             for cursor in prefilled(prefill)[2]:
                 deliveries.cursors[cursor.key] = cursor
     stop, ready = asyncio.Event(), asyncio.Event()
-    await _serve(serve_egress(settings, stop, ready=ready, deliveries=deliveries), ready, stop)
+    try:
+        await _serve(serve_egress(settings, stop, ready=ready, deliveries=deliveries), ready, stop)
+    finally:
+        shutdown_tracing()
 
 
 async def hop(amqp_url: str, source: str, target: str, prefetch: int) -> None:

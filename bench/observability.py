@@ -1,0 +1,144 @@
+"""What observability costs, and Omnidesk API calls per customer message.
+
+Run: `.venv/bin/python -m bench.observability [--quick] [--runs R]` from the repository root.
+
+- end to end, metrics on and tracing off (the default) against tracing on at ratio 1.0
+  (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, arg 1.0; every span exported over OTLP/HTTP to a
+  sink in this process that decodes nothing and answers at once), the two deployments measured
+  burst by burst in turn (`alternate`), in-memory stores, 1 dialog + 1 egress, webhook mode.
+- what metrics add per customer message: the recording calls one message makes on its way (a
+  webhook, a turn, two publishes, a delivery, an Omnidesk call, the reply latency) timed in a loop
+  in this process, set against the wall time per message at the end-to-end rate just measured.
+  The metrics cannot be switched off (they are always recorded), so this is how "before" is
+  compared: the added work per message over the whole per-message budget.
+- Omnidesk API calls per customer message in `INBOUND_MODE=webhook` and `confirm`: every request
+  the sandbox's log holds after a burst (`/api/...` only), divided by the messages of the burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import uvloop
+from aiohttp import web
+
+from bench.common import mongo
+from bench.deploy import Bench, Deployment
+from bench.sections import alternate
+from bench.sizes import CONCURRENCY, FULL, QUICK
+from omnibot.shared import metrics
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import sandbox_process
+
+
+async def otlp_sink() -> tuple[web.AppRunner, str, list[int]]:
+    """An OTLP/HTTP traces endpoint that reads each export and answers an empty success."""
+    received: list[int] = []
+
+    async def traces(request: web.Request) -> web.Response:
+        received.append(len(await request.read()))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/traces", traces)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}", received
+
+
+def recording_cost_us(n: int = 200_000) -> float:
+    """Microseconds of metric recording per customer message (the calls its way makes)."""
+    headers = {"api_calls_left": "400"}
+    started = time.perf_counter()
+    for _ in range(n):
+        metrics.record_webhook("1", "accepted")
+        metrics.record_turn("done", 0.004)
+        metrics.record_delivery("reply", "delivered", 0.003)
+        metrics.record_omnidesk_call(
+            metrics.account_label("http://127.0.0.1:8090"), "POST", "201", 0.002, headers
+        )
+        metrics.record_reply_latency(0.02)
+    return (time.perf_counter() - started) / n * 1e6
+
+
+async def api_calls(session: aiohttp.ClientSession, bench: Bench) -> int:
+    async with session.get(f"{bench.sandbox_url}/sandbox/requests") as response:
+        log = msgspec.json.decode(await response.read())
+    return sum(1 for r in log["requests"] if str(r["path"]).startswith("/api/"))
+
+
+async def calls_per_message(session: aiohttp.ClientSession, bench: Bench, dep: Deployment, n: int) -> float:
+    await bench.run(session, dep, min(bench.sizes.warmup, n), prefix="w")  # staff id, label cached
+    burst = await bench.run(session, dep, n, prefix="c")
+    return await api_calls(session, bench) / max(burst.received, 1)
+
+
+async def main(quick: bool, runs: int) -> None:
+    sizes = QUICK if quick else FULL
+    log_dir = Path(tempfile.mkdtemp(prefix="omnibot-observability-bench-"))
+    print(f"observability benchmark ({'quick' if quick else 'full'}, median of {runs}); logs in {log_dir}")
+    sink, sink_url, exports = await otlp_sink()
+    tracing = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "1.0",
+    }
+    try:
+        with mongo() as mongo_url:
+            async with (
+                sandbox_process(per_minute=10**9, log_dir=log_dir) as (sandbox_url, info),
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CONCURRENCY * 2)) as session,
+            ):
+                bench = Bench(mongo_url, sandbox_url, info, sizes, runs, log_dir)
+                await bench.open_cases(session, sizes.chats)
+                c = sizes.chats
+                async with (
+                    bench.deploy(store="memory", replicas=1, chats=c) as plain,
+                    bench.deploy(store="memory", replicas=1, chats=c, env=tracing) as traced,
+                ):
+                    results = await alternate(
+                        bench, session, {"tracing off": plain, "tracing on": traced}, sizes.burst, None
+                    )
+                    webhook_calls = await calls_per_message(session, bench, plain, min(sizes.burst, 500))
+                async with bench.deploy(store="memory", replicas=1, chats=c, inbound_mode="confirm") as dep:
+                    confirm_calls = await calls_per_message(session, bench, dep, min(sizes.burst, 500))
+    finally:
+        await sink.cleanup()
+    off, on = results["tracing off"].rate, results["tracing on"].rate
+    cost = recording_cost_us()
+    per_message_us = 1e6 / off
+    print("\n### Observability benchmark\n")
+    print("| what | figure |\n|---|---|")
+    print(f"| end to end, metrics on, tracing off (in-memory, 1 + 1, {c} chats) | {off:,.0f} msg/s |")
+    print(f"| same, tracing on at ratio 1.0 (OTLP/HTTP to a local sink) | {on:,.0f} msg/s ({on / off:.0%}) |")
+    print(
+        f"| metric recording per customer message | {cost:.1f} µs = {cost / per_message_us:.2%} of the"
+        f" {per_message_us:,.0f} µs each message takes at {off:,.0f}/s |"
+    )
+    print(f"| Omnidesk API calls per customer message, INBOUND_MODE=webhook | {webhook_calls:.2f} |")
+    print(f"| Omnidesk API calls per customer message, INBOUND_MODE=confirm | {confirm_calls:.2f} |")
+    rates = {name: _runs(result.rates) for name, result in results.items()}
+    print(
+        f"\nBursts of {sizes.burst}; rates are medians of {runs} (tracing off: {rates['tracing off']};"
+        f" on: {rates['tracing on']}); {len(exports)} OTLP exports received."
+    )
+
+
+def _runs(rates: list[float]) -> str:
+    return ", ".join(f"{r:,.0f}" for r in rates) + f" (spread {statistics.pstdev(rates):,.0f})"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run, small sizes: a smoke test")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 3, or 1 with --quick)")
+    args = parser.parse_args()
+    uvloop.run(main(args.quick, args.runs or (1 if args.quick else 3)))
