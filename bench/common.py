@@ -55,7 +55,7 @@ def sandbox_process(per_minute: int = 10**9) -> Iterator[tuple[str, dict[str, ob
     """The Omnidesk sandbox as a separate process (so it does not share our CPU), unthrottled."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "omnibot.admin", "sandbox", "--port", str(port)],
+        [sys.executable, "-m", "omnibot.launcher", "sandbox", "--port", str(port)],
         env={**os.environ, "LOG_LEVEL": "WARNING"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -573,7 +573,7 @@ class Bench:
             "load generator (this process)": [os.getpid()],
             "RabbitMQ": find_pids("beam.smp", "rabbit"),
             "SecantusDB": find_pids("secantusd", f"--port {mongo_port} "),
-            "sandbox": find_pids("omnibot.admin sandbox", f"--port {sandbox_port}"),
+            "sandbox": find_pids("omnibot.launcher sandbox", f"--port {sandbox_port}"),
         }
 
     async def open_cases(self, session: aiohttp.ClientSession, count: int) -> None:
@@ -647,7 +647,7 @@ class Bench:
             )
             env = settings_env(settings)
             ingress = Process(
-                "ingress", [sys.executable, "-m", "omnibot.admin", "run", "ingress"], self.log_dir, env
+                "ingress", [sys.executable, "-m", "omnibot.launcher", "run", "ingress"], self.log_dir, env
             )
             processes.append(ingress)
             await ingress.start(wait_line=False)

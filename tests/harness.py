@@ -85,7 +85,7 @@ class ServiceProcess:
         self.log_path = log_dir / f"{name}-{os.getpid()}-{id(self)}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "omnibot.admin", "run", name],
+            [sys.executable, "-m", "omnibot.launcher", "run", name],
             env=settings_env(settings),
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 Everything runs as a real OS process with its own log file, as in production: the MongoDB-protocol
 server (with a storage directory, so that a restart keeps the data), the Omnidesk sandbox, one
-ingress, two dialog and two egress replicas (`python -m omnibot.admin run NAME`, each with the
+ingress, two dialog and two egress replicas (`python -m omnibot.launcher run NAME`, each with the
 environment of one `Settings`). RabbitMQ is the machine's own broker; the run isolates itself
 with a unique `AMQP_NAMESPACE`.
 
@@ -233,7 +233,7 @@ class Cluster:
 
     def _service(self, kind: str) -> Process:
         name = f"{kind}-{next(self._numbers)}"
-        return self._spawn(name, [sys.executable, "-m", "omnibot.admin", "run", kind])
+        return self._spawn(name, [sys.executable, "-m", "omnibot.launcher", "run", kind])
 
     async def start(self) -> None:
         self.start_mongo()
@@ -242,7 +242,7 @@ class Cluster:
             [
                 sys.executable,
                 "-m",
-                "omnibot.admin",
+                "omnibot.launcher",
                 "sandbox",
                 "--host",
                 "127.0.0.1",

@@ -20,8 +20,8 @@ import aiohttp
 import msgspec
 import pytest
 
-from omnibot.admin import cli
 from omnibot.ingress.service import serve_ingress
+from omnibot.launcher import cli
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.crypto import generate_key
@@ -414,7 +414,7 @@ def test_run_admin_as_a_process(settings: Settings, db: Any, tmp_path: Path) -> 
 def test_run_admin_with_a_wrong_secret_key_exits_2(settings: Settings, db: Any, tmp_path: Path) -> None:
     env = settings_env(settings)
     imported = subprocess.run(
-        [sys.executable, "-m", "omnibot.admin", "agent", "import", AGENT],
+        [sys.executable, "-m", "omnibot.launcher", "agent", "import", AGENT],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -425,7 +425,7 @@ def test_run_admin_with_a_wrong_secret_key_exits_2(settings: Settings, db: Any, 
         [
             sys.executable,
             "-m",
-            "omnibot.admin",
+            "omnibot.launcher",
             "channel",
             "create",
             "--domain",
@@ -445,7 +445,7 @@ def test_run_admin_with_a_wrong_secret_key_exits_2(settings: Settings, db: Any, 
     assert created.returncode == 0, created.stderr
     wrong = {**env, "SECRET_KEY": generate_key(), "ADMIN_PORT": str(free_port())}
     started = subprocess.run(
-        [sys.executable, "-m", "omnibot.admin", "run", "admin"],
+        [sys.executable, "-m", "omnibot.launcher", "run", "admin"],
         env=wrong,
         cwd=ROOT,
         capture_output=True,

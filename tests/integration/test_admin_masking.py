@@ -17,9 +17,9 @@ import aiohttp
 import msgspec
 import pytest
 
-from omnibot.admin import cli
 from omnibot.admin.service import serve_admin
 from omnibot.ingress.service import serve_ingress
+from omnibot.launcher import cli
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from tests.conftest import free_port

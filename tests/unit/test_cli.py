@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnibot.admin.cli import build_parser, render
+from omnibot.launcher.cli import build_parser, render
 
 
 def parse(*argv: str) -> object:

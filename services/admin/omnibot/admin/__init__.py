@@ -1,1 +1,1 @@
-"""admin: management of agents, channels and chats; the omnibot command line."""
+"""admin: management of agents, channels, chats, dead letters and secrets; the admin HTTP API."""

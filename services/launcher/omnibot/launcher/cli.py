@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from omnibot.admin.runner import run, run_services
+    from omnibot.launcher.runner import run, run_services
     from omnibot.shared.crypto import SecretKeyError
 
     if args.command == "secret-key":

@@ -1,0 +1,1 @@
+"""launcher: the `omnibot` command: runs the services and dispatches the management commands."""
