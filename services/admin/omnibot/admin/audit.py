@@ -36,7 +36,9 @@ class MongoAuditLog:
         await self._log.create_index([("at", DESCENDING)])
 
     async def record(self, actor: str, action: str, target: str = "", detail: str = "") -> AuditEntry:
-        entry = AuditEntry(actor=actor, action=action, target=target, detail=detail[:MAX_DETAIL], at=time.time())
+        entry = AuditEntry(
+            actor=actor, action=action, target=target, detail=detail[:MAX_DETAIL], at=time.time()
+        )
         await self._log.insert_one({"_id": uuid.uuid4().hex, **msgspec.to_builtins(entry)})
         return entry
 

@@ -18,6 +18,7 @@ import msgspec
 from aio_pika.abc import AbstractRobustConnection
 from msgspec import UNSET
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.schemas import (
@@ -45,6 +46,7 @@ from omnibot.admin.store import MongoAdminStore
 from omnibot.admin.validation import (
     api_key_problem,
     email_problem,
+    label_title_problem,
     normalise_domain,
     page_problems,
     positive_problem,
@@ -71,6 +73,7 @@ __all__ = ["Check", "Management", "Refused", "WebhookProbe", "probe_webhook_url"
 log = logging.getLogger(__name__)
 
 MAX_CHAT_CONFLICTS = 5
+DEFAULT_BOT_LABEL = "На боте"  # the seed's label for chats on the bot
 TRANSCRIPT_LINES = 200
 
 
@@ -216,9 +219,12 @@ class Management:
         title: str = "New channel",
         activate: bool = False,
         bot_label_id: int | None = None,
+        bot_label_title: str = "",
         transfer_status: str = "",
         transfer_group_id: int | None = None,
+        reserved: tuple[int, str] | None = None,
     ) -> dict[str, Any]:
+        """`reserved`: the (id, webhook secret) of `reserve_channel`, whose URL was shown already."""
         normalised, domain_problem = normalise_domain(domain, allow_http=self._settings.omnidesk_allow_http)
         problems = [
             p
@@ -228,6 +234,7 @@ class Management:
                 api_key_problem(api_key),
                 email_problem(email),
                 positive_problem("bot_label_id", bot_label_id),
+                label_title_problem(bot_label_title),
                 transfer_status_problem(transfer_status),
                 positive_problem("transfer_group_id", transfer_group_id),
             )
@@ -236,10 +243,10 @@ class Management:
         problems.extend(await self._agent_problems(agent))
         if problems or normalised is None:
             raise Refused("invalid", problems)
-        secret = new_webhook_secret()
+        channel_id, secret = reserved if reserved is not None else await self.reserve_channel()
         now = time.time()
         channel = Channel(
-            id=await self._channels.next_id(),
+            id=channel_id,
             title=title.strip(),
             domain=normalised,
             email=email.strip(),
@@ -248,22 +255,34 @@ class Management:
             webhook_secret_hash=fingerprint(secret),
             agent=agent,
             bot_label_id=bot_label_id,
+            bot_label_title=bot_label_title.strip(),
             transfer_status=transfer_status,
             transfer_group_id=transfer_group_id,
             created_at=now,
             updated_at=now,
         )
-        await self._channels.insert(channel)
+        try:
+            await self._channels.insert(channel)
+        except DuplicateKeyError:
+            raise Refused("conflict", [f"channel {channel_id} exists already (created twice?)"]) from None
         if activate:
             return await self.activate_channel(channel.id)
         return self._view(channel)
 
+    async def reserve_channel(self) -> tuple[int, str]:
+        """A channel id and webhook secret for a channel about to be created (nothing is stored:
+        an unused reservation leaves a gap in the id numbering only)."""
+        return await self._channels.next_id(), new_webhook_secret()
+
     async def activate_channel(self, channel_id: int) -> dict[str, Any]:
         """Runs the four checks; the channel is active afterwards exactly when all passed."""
         channel = await self._require_channel(channel_id)
-        checks = await self.activation_checks(channel)
+        checks, found_label = await self._run_checks(channel)
         active = all(c.passed for c in checks)
-        updated = await self._channels.update(channel_id, {"active": active})
+        fields: dict[str, Any] = {"active": active}
+        if found_label is not None and channel.bot_label_id is None:
+            fields["bot_label_id"] = found_label  # what transfers remove, from now on
+        updated = await self._channels.update(channel_id, fields)
         if updated is None:
             raise Refused("not_found", [f"channel {channel_id} does not exist"])
         return self._view(updated, checks)
@@ -307,6 +326,9 @@ class Management:
         if changes.bot_label_id is not UNSET:
             _collect(problems, positive_problem("bot_label_id", changes.bot_label_id))
             fields["bot_label_id"] = changes.bot_label_id
+        if changes.bot_label_title is not UNSET:
+            _collect(problems, label_title_problem(changes.bot_label_title))
+            fields["bot_label_title"] = changes.bot_label_title.strip()
         if changes.transfer_status is not UNSET:
             _collect(problems, transfer_status_problem(changes.transfer_status))
             fields["transfer_status"] = changes.transfer_status
@@ -369,7 +391,13 @@ class Management:
 
     async def activation_checks(self, channel: Channel) -> list[Check]:
         """The four checks of product.md, each with a reason a person can act on."""
-        checks = [await self._check_agent(channel), await self._check_omnidesk(channel)]
+        checks, _ = await self._run_checks(channel)
+        return checks
+
+    async def _run_checks(self, channel: Channel) -> tuple[list[Check], int | None]:
+        """The checks, and the bot label's id when it was found by its title."""
+        omnidesk, found_label = await self._check_omnidesk(channel)
+        checks = [await self._check_agent(channel), omnidesk]
         problem = await self._probe_webhook(self.webhook_url(channel))
         checks.append(
             Check(
@@ -390,7 +418,7 @@ class Management:
                 else "no other active channel uses this domain and e-mail",
             )
         )
-        return checks
+        return checks, found_label
 
     async def _check_agent(self, channel: Channel) -> Check:
         summary = await self._agents.summary(channel.agent)
@@ -404,7 +432,8 @@ class Management:
             detail=f"agent {channel.agent} version {summary.published_version} is published",
         )
 
-    async def _check_omnidesk(self, channel: Channel) -> Check:
+    async def _check_omnidesk(self, channel: Channel) -> tuple[Check, int | None]:
+        """Omnidesk answers, the staff member exists; and which label marks chats on the bot."""
         account = Account(channel.domain, channel.email, self._secrets.decrypt(channel.api_key_enc))
         timeout = self._omnidesk_timeout_s
         async with aiohttp.ClientSession() as session:
@@ -412,10 +441,24 @@ class Management:
             try:
                 staff_id = await client.staff_id(account)
             except OmnibotError as exc:
-                return Check(name="omnidesk", passed=False, detail=_omnidesk_problem(exc, channel, timeout))
-        return Check(
-            name="omnidesk", passed=True, detail=f"Omnidesk answers; staff {channel.email} is id {staff_id}"
-        )
+                failed = Check(name="omnidesk", passed=False, detail=_omnidesk_problem(exc, channel, timeout))
+                return failed, None
+            detail = f"Omnidesk answers; staff {channel.email} is id {staff_id}"
+            if channel.bot_label_id is not None:
+                return Check(
+                    name="omnidesk", passed=True, detail=f"{detail}; bot label id {channel.bot_label_id}"
+                ), None
+            title = channel.bot_label_title or DEFAULT_BOT_LABEL
+            try:
+                found: int | None = await client.label_id(account, title)
+            except OmnibotError:
+                found = None
+        if found is None:
+            # Not a failed check: the bot answers without it; only transfers cannot remove the label.
+            detail += f"; no label titled «{title}» found: set the channel's bot label for transfers"
+        else:
+            detail += f"; bot label «{title}» is id {found}"
+        return Check(name="omnidesk", passed=True, detail=detail), found
 
     async def _agent_problems(self, agent: str) -> list[str]:
         if not agent.strip():
@@ -431,8 +474,10 @@ class Management:
         return channel
 
     def webhook_url(self, channel: Channel) -> str:
-        secret = self._secrets.decrypt(channel.webhook_secret_enc)
-        return f"{self._settings.public_base_url.rstrip('/')}/webhooks/omnidesk/{channel.id}/{secret}"
+        return self.webhook_url_for(channel.id, self._secrets.decrypt(channel.webhook_secret_enc))
+
+    def webhook_url_for(self, channel_id: int, secret: str) -> str:
+        return f"{self._settings.public_base_url.rstrip('/')}/webhooks/omnidesk/{channel_id}/{secret}"
 
     def _channel_view(self, channel: Channel, checks: Sequence[Check] | None = None) -> ChannelView:
         return ChannelView(
@@ -445,6 +490,7 @@ class Management:
             active=channel.active,
             webhook_url=self.webhook_url(channel),
             bot_label_id=channel.bot_label_id,
+            bot_label_title=channel.bot_label_title,
             transfer_status=channel.transfer_status or None,
             transfer_group_id=channel.transfer_group_id,
             created_at=iso_time(channel.created_at),

@@ -17,7 +17,7 @@ COOKIE = "omnibot_lang"
 
 def choose_language(cookie: str | None, accept_language: str | None) -> Language:
     if cookie in LANGUAGES:
-        return cookie  # type: ignore[return-value]
+        return cookie
     best: tuple[float, Language] = (0.0, "en")
     for part in (accept_language or "").split(","):
         tag, _, params = part.strip().partition(";")
@@ -29,7 +29,7 @@ def choose_language(cookie: str | None, accept_language: str | None) -> Language
             except ValueError:
                 q = 0.0
         if base in LANGUAGES and q > best[0]:
-            best = (q, base)  # type: ignore[assignment]
+            best = (q, base)
     return best[1]
 
 

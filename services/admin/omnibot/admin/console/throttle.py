@@ -49,7 +49,7 @@ class SignInThrottle:
         if entry is None or entry.count < FREE_FAILURES or now - entry.last > WINDOW_S:
             return 0.0
         delay = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** (entry.count - FREE_FAILURES))
-        return max(0.0, entry.last + delay - now)
+        return float(max(0.0, entry.last + delay - now))
 
     def _forget(self, now: float) -> None:
         self._failures = {k: v for k, v in self._failures.items() if now - v.last <= WINDOW_S}
