@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.replay.cli import add_commands as add_replay_commands
 
     add_replay_commands(sub)
+    from omnibot.launcher.users import add_commands as add_user_commands
+
+    add_user_commands(sub)
     return parser
 
 
@@ -435,6 +438,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from omnibot.replay.cli import dispatch as replay
 
         return replay(args, settings)
+    if args.command == "user":
+        from omnibot.launcher.users import dispatch as users
+
+        return users(args, settings)
     return _manage(args, settings)
 
 

@@ -199,11 +199,14 @@ RU: dict[str, str] = {
     "Assign to the staff member {email}.": "Назначить ответственным — сотрудника {email}.",
     "Run a webhook by POST to this URL:": "Выполнить вебхук методом POST на этот URL:",
     "A custom request in JSON format, with this body:": "Кастомный запрос в формате JSON с телом:",
-    "Condition: Status equals open (in «All of these»).": "Условие: Статус — равен — открытое («Все заданные»).",
+    "Condition: Status equals open (in «All of these»).": (
+        "Условие: Статус — равен — открытое («Все заданные»)."
+    ),
     "End the chat and set the status to waiting.": "Завершить чат и выставить статус — в ожидании.",
     "Add the label «На боте».": "Добавить метку «На боте».",
     "Last action: ignore the other rules. Save the rule and move it to the top of the list.": (
-        "Последнее действие: игнорировать остальные правила. Сохраните правило и переместите его в начало списка."
+        "Последнее действие: игнорировать остальные правила. "
+        "Сохраните правило и переместите его в начало списка."
     ),
     "Create the same rule for changed cases.": "Создайте такое же правило для изменённых обращений.",
     "Transfer to an operator: a rule for changed cases that, when the label «На боте» is removed, "
