@@ -91,7 +91,7 @@ class Visitor:
 
 
 CONSOLE = web.AppKey("console", Console)
-VISITOR = "omnibot.console.visitor"
+VISITOR = web.RequestKey("visitor", Visitor)
 
 
 def console_of(request: web.Request) -> Console:
@@ -99,8 +99,7 @@ def console_of(request: web.Request) -> Console:
 
 
 def visitor_of(request: web.Request) -> Visitor:
-    visitor: Visitor = request[VISITOR]
-    return visitor
+    return request[VISITOR]
 
 
 def render(
