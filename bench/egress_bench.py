@@ -29,14 +29,15 @@ from pymongo import AsyncMongoClient
 
 from bench.common import bench_settings, machine, mongo, post, sandbox_process
 from omnibot.admin.operations import Management
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
+from omnibot.egress.download import FileDownloader
 from omnibot.egress.service import serve_egress
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox, generate_key
 from omnibot.shared.deliveries import MemoryDeliveryStore
 from omnibot.shared.messages import OutboundAction, SendText, chat_key, encoder
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
@@ -108,7 +109,7 @@ async def deliverer_only(url: str, info: dict[str, Any], cases: list[int], per_c
             channels=ChannelDirectory(lookup),
             deliveries=MemoryDeliveryStore(),
             secrets=box,
-            files=ExternalFetcher(NetworkPolicy.from_setting("")),
+            files=FileDownloader(NetworkPolicy.from_setting("")),
             max_attempts=3,
         )
         chats: asyncio.Queue[int] = asyncio.Queue()
@@ -197,11 +198,11 @@ async def main(replies: int, chats: int, runs: int) -> None:
             settings = bench_settings(mongo_url, egress_prefetch=8, chat_partitions=8)
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
             ops = Management(client[settings.mongodb_db], SecretBox(settings.secret_key), settings)
-            await ops.import_agent(
+            await ops.agents.import_agent(
                 b'{"format":"omnibot/agent@1","name":"b","start":"e","slots":[{"id":"e","type":"end"}]}',
                 publish=True,
             )
-            channel = await ops.create_channel(
+            channel = await ops.channels.create_channel(
                 domain=url, api_key=str(info["api_key"]), email=str(info["bot_email"]), agent="b"
             )
             post(f"{url}/sandbox/reset", {})
@@ -210,7 +211,7 @@ async def main(replies: int, chats: int, runs: int) -> None:
             bare_rates.append(await bare(url, info, cases, per_chat))
             deliverer_cases = await open_cases(url, chats)  # cases of its own: cursors start at 0
             deliverer_rates.append(await deliverer_only(url, info, deliverer_cases, per_chat))
-            egress_rates.append(await egress(settings, int(channel["id"]), cases, per_chat))
+            egress_rates.append(await egress(settings, channel.id, cases, per_chat))
             await client.drop_database(settings.mongodb_db)
             await client.close()
             print(

@@ -25,8 +25,8 @@ from typing import Any
 
 import msgspec
 
-from omnibot.dialog.agent import Agent, load_agent
-from omnibot.dialog.engine import ChatState, CustomerMessage, TurnContext, step
+from omnibot.agents.agent import Agent, load_agent
+from omnibot.agents.engine import ChatState, CustomerMessage, TurnContext, step
 
 TARGET = 20_000
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

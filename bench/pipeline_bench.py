@@ -637,8 +637,8 @@ class Bench:
         processes: list[Process] = []
         try:
             ops = Management(db, SecretBox(settings.secret_key), settings)
-            agent = await ops.import_agent(json.dumps(ECHO_AGENT), publish=True)
-            channel = await ops.create_channel(
+            agent = await ops.agents.import_agent(json.dumps(ECHO_AGENT), publish=True)
+            channel = await ops.channels.create_channel(
                 title="bench",
                 domain=self.sandbox_url,
                 api_key=str(self.sandbox["api_key"]),
@@ -652,13 +652,13 @@ class Bench:
             processes.append(ingress)
             await ingress.start(wait_line=False)
             await wait_http(f"http://127.0.0.1:{port}/readyz", ingress)
-            activated = await ops.activate_channel(int(channel["id"]))
-            if not activated["active"]:
-                raise RuntimeError(f"channel not activated: {activated.get('checks')}")
+            activated = await ops.channels.activate_channel(channel.id)
+            if not activated.active:
+                raise RuntimeError(f"channel not activated: {activated.checks}")
             chosen = self.cases[:chats]
             spec = Prefill(
-                channel_id=int(channel["id"]),
-                agent_version=int(agent["version"]),
+                channel_id=channel.id,
+                agent_version=agent.version,
                 chats=[str(case) for case, _ in chosen],
                 history={str(case): turns for case, turns in history.items()},
             )
@@ -675,7 +675,7 @@ class Bench:
                     processes.append(Process(f"{role}{i + 1}", argv, self.log_dir, env))
             await asyncio.gather(*(p.start() for p in processes[1:]))
             split = await wait_balanced(db, settings, replicas) if replicas else ""
-            url = str(activated["webhook_url"])
+            url = activated.webhook_url
             if inbound_mode == "confirm":
                 # Omnidesk's way: the customer writes in the case, a rule fires the webhook.
                 rule = {"webhook_url": url, "on": "changed", "require_label": False}
@@ -686,7 +686,7 @@ class Bench:
             for process in processes:
                 assert process.process is not None
                 pids.setdefault(process.name.rstrip("0123456789"), []).append(process.process.pid)
-            yield Deployment(settings, url, int(channel["id"]), chosen, mongo_url, split, inbound_mode, pids)
+            yield Deployment(settings, url, channel.id, chosen, mongo_url, split, inbound_mode, pids)
         except BaseException:
             for process in processes:
                 print(f"--- {process.name} log: {process.log_tail()[-1500:]}", file=sys.stderr)

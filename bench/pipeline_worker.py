@@ -63,8 +63,8 @@ class Prefill(msgspec.Struct, kw_only=True):
 
 def echo_state() -> dict[str, Any]:
     """The engine state of an echo chat that has answered at least two messages."""
-    from omnibot.dialog.agent import load_agent
-    from omnibot.dialog.engine import ChatState, CustomerMessage, TurnContext, step
+    from omnibot.agents.agent import load_agent
+    from omnibot.agents.engine import ChatState, CustomerMessage, TurnContext, step
 
     agent, _ = load_agent(ECHO_AGENT)
     ctx = TurnContext(runtime={"chat_id": "1", "channel_id": 1, "agent_name": agent.name})

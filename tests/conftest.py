@@ -108,3 +108,23 @@ async def db(settings: Settings) -> AsyncIterator[object]:
     yield client[settings.mongodb_db]
     await client.drop_database(settings.mongodb_db)
     await client.close()
+
+
+async def take_all(
+    channel: aio_pika.abc.AbstractChannel, queue_name: str, timeout_s: float = 10.0
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Every message now in a queue, taken off it. By a consumer: quorum queues with
+    single-active-consumer refuse basic.get. As many as the queue holds at the start."""
+    import asyncio
+
+    queue = await channel.declare_queue(queue_name, passive=True)
+    count = queue.declaration_result.message_count or 0
+    found: list[aio_pika.abc.AbstractIncomingMessage] = []
+    if count == 0:
+        return found
+    async with asyncio.timeout(timeout_s), queue.iterator(no_ack=True) as messages:
+        async for message in messages:
+            found.append(message)
+            if len(found) == count:
+                break
+    return found

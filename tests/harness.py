@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 from pymongo import AsyncMongoClient
 
@@ -129,18 +130,19 @@ async def setup_channel(
     """Import and publish the agent, create (and activate) a channel pointed at the sandbox."""
     ops, client = await management(settings)
     try:
-        agent = await ops.import_agent((FIXTURES / "agents" / agent_file).read_bytes(), publish=True)
-        channel = await ops.create_channel(
+        agent = await ops.agents.import_agent((FIXTURES / "agents" / agent_file).read_bytes(), publish=True)
+        created = await ops.channels.create_channel(
             title="Test channel",
             domain=sandbox_url,
             api_key=sandbox.api_key,
             email=sandbox.bot_email,
-            agent=agent["name"],
+            agent=agent.name,
             activate=activate,
             bot_label_id=sandbox.bot_label_id,
         )
     finally:
         await client.close()
+    channel: dict[str, Any] = msgspec.to_builtins(created)
     if activate:
         assert channel["active"], channel.get("checks")
     return channel

@@ -83,9 +83,7 @@ async def stack(settings: Settings, db: object, broker: object) -> AsyncIterator
             ):
                 services[name] = ServiceTask(name, serve, settings)
                 await services[name].wait_ready()
-            yield Console(
-                settings, f"http://127.0.0.1:{settings.admin_port}", services, state, sandbox_url
-            )
+            yield Console(settings, f"http://127.0.0.1:{settings.admin_port}", services, state, sandbox_url)
         finally:
             for service in reversed(list(services.values())):
                 await service.stop()

@@ -23,7 +23,9 @@ async def test_sign_in_and_out(page: Page, console: Console) -> None:
     await expect(page).to_have_url(console.at("/channels"))
     await expect(page.get_by_role("heading", name="Channels")).to_be_visible()
     for label in ("Overview", "Channels", "Agents", "Chats", "Dead letters", "Audit log"):
-        await expect(page.get_by_role("navigation").get_by_role("link", name=label, exact=True)).to_be_visible()
+        await expect(
+            page.get_by_role("navigation").get_by_role("link", name=label, exact=True)
+        ).to_be_visible()
     cookie = next(c for c in await page.context.cookies() if c["name"] == "omnibot_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert cookie["expires"] > 0  # sessions expire
@@ -65,14 +67,17 @@ async def test_a_disabled_account_loses_its_session(page: Page, console: Console
 async def test_viewer_reads_but_cannot_change_anything(page: Page, console: Console) -> None:
     ops, client = await management(console.settings)
     try:
-        await ops.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
-        channel = await ops.create_channel(
-            domain="https://acme.omnidesk.ru", api_key="key-of-acme-1234", email="bot@acme.ru", agent="pipeline-demo"
+        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
+        channel = await ops.channels.create_channel(
+            domain="https://acme.omnidesk.ru",
+            api_key="key-of-acme-1234",
+            email="bot@acme.ru",
+            agent="pipeline-demo",
         )
     finally:
         await client.close()
     await sign_in(page, console, VIEWER)
-    for path in ("/channels", f"/channels/{channel['id']}", "/agents", "/agents/pipeline-demo/versions/1"):
+    for path in ("/channels", f"/channels/{channel.id}", "/agents", "/agents/pipeline-demo/versions/1"):
         await page.goto(console.at(path))
         await expect(page.locator("main")).to_be_visible()
         # No changing control on any page: no forms posting anywhere but sign-out.
@@ -81,17 +86,17 @@ async def test_viewer_reads_but_cannot_change_anything(page: Page, console: Cons
         for name in ("Create channel", "Import", "Publish", "Activate", "Delete", "Save"):
             assert await page.get_by_role("button", name=name, exact=True).count() == 0, (path, name)
     # The webhook URL (it holds the secret) is for admins only.
-    assert channel["webhook_url"] not in await page.content()
+    assert channel.webhook_url not in await page.content()
     # Sent by hand, with a valid session and CSRF token, a change is refused all the same.
     csrf = await page.locator("header input[name=_csrf]").get_attribute("value")
     answer = await page.request.post(
-        console.at(f"/channels/{channel['id']}/delete"), form={"_csrf": csrf or ""}, max_redirects=0
+        console.at(f"/channels/{channel.id}/delete"), form={"_csrf": csrf or ""}, max_redirects=0
     )
     assert answer.status == 403
     assert "can only read" in await answer.text()
     ops, client = await management(console.settings)
     try:
-        assert (await ops.show_channel(channel["id"]))["id"] == channel["id"]
+        assert (await ops.channels.show_channel(channel.id)).id == channel.id
     finally:
         await client.close()
 
@@ -99,7 +104,7 @@ async def test_viewer_reads_but_cannot_change_anything(page: Page, console: Cons
 async def test_a_post_without_the_csrf_token_is_refused(page: Page, console: Console) -> None:
     ops, client = await management(console.settings)
     try:
-        await ops.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes())
+        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes())
     finally:
         await client.close()
     await sign_in(page, console)
@@ -111,7 +116,7 @@ async def test_a_post_without_the_csrf_token_is_refused(page: Page, console: Con
         assert "form has expired" in await answer.text()
     ops, client = await management(console.settings)
     try:
-        assert (await ops.show_agent("pipeline-demo"))["published_version"] is None
+        assert (await ops.agents.show_agent("pipeline-demo")).published_version is None
     finally:
         await client.close()
 

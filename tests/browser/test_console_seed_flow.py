@@ -42,7 +42,7 @@ async def test_agents_import_publish_and_diagram(page: Page, stack: Console, tmp
     await expect(alert.locator("li[data-slot=ask]")).to_contain_text("variable")
     ops, client = await management(stack.settings)
     try:
-        assert (await ops.list_agents())["items"] == []  # nothing saved
+        assert (await ops.agents.list_agents()).items == []  # nothing saved
     finally:
         await client.close()
 
@@ -64,7 +64,7 @@ async def test_agents_import_publish_and_diagram(page: Page, stack: Console, tmp
     download_wait = page.wait_for_event("download")
     await page.get_by_role("link", name="Export").click()
     download = await download_wait
-    exported = json.loads(Path(await download.path()).read_text())
+    exported = json.loads(Path(await download.path()).read_text())  # noqa: ASYNC240 (a small file)
     assert exported["name"] == "pipeline-demo" and len(exported["slots"]) == 5
 
 
@@ -72,7 +72,7 @@ async def test_create_and_activate_a_channel_like_the_seed(page: Page, stack: Co
     assert stack.sandbox is not None
     ops, client = await management(stack.settings)
     try:
-        await ops.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
+        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
     finally:
         await client.close()
     await page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.url)
@@ -163,6 +163,6 @@ async def test_channel_form_refusals_show_next_to_their_fields(page: Page, stack
     assert await page.get_by_label("Chatbot webhook URL").input_value() == url
     ops, client = await management(stack.settings)
     try:
-        assert (await ops.list_channels())["items"] == []
+        assert (await ops.channels.list_channels()).items == []
     finally:
         await client.close()

@@ -266,21 +266,21 @@ class Cluster:
     async def _create_channel(self, info: dict[str, Any]) -> str:
         ops, client = await management(self.settings)
         try:
-            agent = await ops.import_agent(AGENT_FILE.read_bytes(), publish=True)
-            channel = await ops.create_channel(
+            agent = await ops.agents.import_agent(AGENT_FILE.read_bytes(), publish=True)
+            channel = await ops.channels.create_channel(
                 title="Chaos",
                 domain=self.sandbox.url,
                 api_key=info["api_key"],
                 email=info["bot_email"],
-                agent=agent["name"],
+                agent=agent.name,
                 activate=True,
                 bot_label_id=info["bot_label_id"],
             )
         finally:
             await client.close()
-        if not channel.get("active"):
-            raise ChaosError(f"the channel did not activate: {channel.get('checks')}")
-        return str(channel["webhook_url"])
+        if not channel.active:
+            raise ChaosError(f"the channel did not activate: {channel.checks}")
+        return channel.webhook_url
 
     def start_mongo(self) -> None:
         self.mongo.adopt(start_server(str(self.mongo_storage), self.mongo_port, self.mongo.log_path))

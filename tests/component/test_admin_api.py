@@ -19,7 +19,7 @@ from omnibot.admin.api import ENDPOINTS, build_app
 from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management
 from omnibot.admin.schemas import AgentVersionView, ChannelView, ChatSummary, ChatView, Page
-from omnibot.dialog.agent import load_agent
+from omnibot.agents.agent import load_agent
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
@@ -27,7 +27,7 @@ from omnibot.shared.crypto import SecretBox, same_secret
 from omnibot.shared.messages import OutboundAction, TransferToOperator, outbound_decoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, partition_of
-from tests.conftest import free_port
+from tests.conftest import free_port, take_all
 from tests.harness import FIXTURES, running_sandbox
 
 TOKEN = "test-admin-token-0123456789abcdef"
@@ -657,13 +657,11 @@ PENDING = {
 async def outbound_messages(admin: Admin, key: str) -> list[OutboundAction]:
     """What was published to the chat's outbound partition (taken off the queue)."""
     topology = Topology.build(admin.settings.amqp_namespace, admin.settings.chat_partitions)
-    connection = await admin.ops._broker.connection()  # type: ignore[union-attr]
+    connection = await admin.ops.context.require_broker().connection()
     found: list[OutboundAction] = []
     async with connection.channel() as channel:
-        queue = await channel.get_queue(
-            topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
-        )
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        name = topology.outbound.partition_queue(partition_of(key, topology.outbound.partitions))
+        for message in await take_all(channel, name):
             found.append(outbound_decoder.decode(message.body))
     return found
 
@@ -835,7 +833,7 @@ async def test_a_hand_transfer_retries_when_dialog_writes_first(admin: Admin, br
     await admin.agent()
     channel = await admin.channel()
     seeded = await seed_chat(admin, channel["id"], "1001")
-    store = admin.ops._chats
+    store = admin.ops.context.chats
     real_commit = store.commit
     raced = []
 

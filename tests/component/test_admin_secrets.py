@@ -30,13 +30,15 @@ async def no_probe(url: str) -> str | None:
 
 async def make_channels(settings: Settings, db: Any, key: str, count: int = 2) -> list[dict[str, Any]]:
     ops = Management(db, SecretBox(key), settings, probe_webhook=no_probe)
-    await ops.import_agent(AGENT_FILE, publish=True)
+    await ops.agents.import_agent(AGENT_FILE, publish=True)
     return [
-        await ops.create_channel(
-            domain="https://acme.omnidesk.ru",
-            api_key=f"api-key-number-{n}",
-            email=f"bot{n}@acme.ru",
-            agent="pipeline-demo",
+        msgspec.to_builtins(
+            await ops.channels.create_channel(
+                domain="https://acme.omnidesk.ru",
+                api_key=f"api-key-number-{n}",
+                email=f"bot{n}@acme.ru",
+                agent="pipeline-demo",
+            )
         )
         for n in range(count)
     ]
@@ -62,11 +64,11 @@ async def test_rotation_re_encrypts_every_channel_and_keeps_the_webhook_urls(
     old, new = generate_key(), generate_key()
     before = await make_channels(settings, db, old, count=3)
     both = Management(db, SecretBox(f"{new},{old}"), settings)
-    assert await both.rotate_secrets() == {"channels": 3}
+    assert msgspec.to_builtins(await both.secrets.rotate_secrets()) == {"channels": 3}
     # The old key is no longer needed; nothing visible changed.
     only_new = Management(db, SecretBox(new), settings)
     await verify_secret_key(db, SecretBox(new))
-    after = (await only_new.list_channels())["items"]
+    after = msgspec.to_builtins(await only_new.channels.list_channels())["items"]
     assert [(c["webhook_url"], c["api_key"]) for c in after] == [
         (c["webhook_url"], c["api_key"]) for c in before
     ]

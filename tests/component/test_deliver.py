@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
+from omnibot.egress.download import FileDownloader
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
@@ -16,6 +16,7 @@ from omnibot.shared.crypto import SecretBox, generate_key
 from omnibot.shared.deliveries import MemoryDeliveryStore
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.messages import SendText, TransferToOperator
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from tests.conftest import free_port
@@ -62,7 +63,7 @@ async def env() -> AsyncIterator[Env]:
             return channel
 
         cursors = MemoryDeliveryStore()
-        files = ExternalFetcher(NetworkPolicy.from_setting("127.0.0.0/8"))
+        files = FileDownloader(NetworkPolicy.from_setting("127.0.0.0/8"))
         await files.start()
         async with aiohttp.ClientSession() as session:
             client = OmnideskClient(session, AccountThrottle(), timeout_s=1.0)

@@ -14,7 +14,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
-from omnibot.dialog.fetch import ExternalFetcher, FetchResult, NetworkPolicy, PolicyResolver
+from omnibot.dialog.fetch import ExternalFetcher, FetchResult
+from omnibot.shared.net.policy import NetworkPolicy, PolicyResolver
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -629,7 +630,7 @@ async def test_fetch_before_start_is_an_error_result() -> None:
 async def test_credentials_never_reach_errors_or_logs(
     upstream: Upstream, make_fetcher: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="omnibot.dialog.fetch")
+    caplog.set_level(logging.DEBUG, logger="omnibot")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]

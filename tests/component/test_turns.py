@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from omnibot.dialog import engine
+from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.turns import TurnRunner
 from omnibot.ingress.webhook import content_fingerprint

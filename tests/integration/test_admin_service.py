@@ -22,7 +22,7 @@ from omnibot.sandbox.state import SandboxState
 from omnibot.shared.messages import SendText, encoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
-from tests.conftest import free_port
+from tests.conftest import free_port, take_all
 from tests.harness import (
     FIXTURES,
     ServiceTask,
@@ -182,11 +182,7 @@ async def queued(
     broker: aio_pika.abc.AbstractRobustConnection, queue_name: str
 ) -> list[aio_pika.abc.AbstractIncomingMessage]:
     async with broker.channel() as channel:
-        queue = await channel.get_queue(queue_name, ensure=False)
-        found = []
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
-            found.append(message)
-        return found
+        return await take_all(channel, queue_name)
 
 
 async def test_dead_letters_list_and_replay(running: Running, broker: Any) -> None:

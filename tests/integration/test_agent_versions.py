@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+
 from tests.harness import FIXTURES, customer_says, management, wait_bot_messages
 from tests.integration.conftest import Pipeline
 
@@ -17,14 +19,14 @@ async def test_publishing_a_new_version_changes_new_chats_only(pipeline: Pipelin
     agent["slots"][4]["text"] = "До свидания!"
     ops, client = await management(pipeline.settings)
     try:
-        imported = await ops.import_agent(json.dumps(agent))
+        imported = msgspec.to_builtins(await ops.agents.import_agent(json.dumps(agent)))
         assert imported["version"] == 2
         assert not imported["published"]
         new_chat = (await customer_says(pipeline.sandbox_url, "Привет", name="Vera"))["case_id"]
         assert (await wait_bot_messages(pipeline.sandbox, new_chat, 2))[
             0
         ] == "Здравствуйте, Vera!"  # v2 unpublished
-        await ops.publish_agent("pipeline-demo", 2)
+        await ops.agents.publish_agent("pipeline-demo", 2)
     finally:
         await client.close()
 

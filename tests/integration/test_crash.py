@@ -142,7 +142,7 @@ async def test_dialog_killed_mid_turn_resumes_the_turn_without_repeating_replies
     await egress.wait_ready()
     ops, client = await management(settings)
     try:
-        await ops.import_agent(json.dumps(slow_agent(lookup_url)), publish=True)
+        await ops.agents.import_agent(json.dumps(slow_agent(lookup_url)), publish=True)
     finally:
         await client.close()
     agent_file = tmp_path / "slow.json"

@@ -113,7 +113,7 @@ async def test_inactive_channel_accepts_nothing(
 ) -> None:
     ops, client = await management(settings)
     try:
-        await ops.deactivate_channel(ingress["id"])
+        await ops.channels.deactivate_channel(ingress["id"])
     finally:
         await client.close()
     status, body = await post(ingress["webhook_url"], json=SEED)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from omnibot.dialog.agent import SLOT_TYPES, ExternalRequestSlot, MemorySlot, load_agent
+from omnibot.agents.agent import SLOT_TYPES, ExternalRequestSlot, MemorySlot, load_agent
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples" / "agents"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from omnibot.dialog.agent import load_agent
-from omnibot.dialog.engine import CallExternal, ChatState, CustomerMessage, TurnContext, step
+from omnibot.agents.agent import load_agent
+from omnibot.agents.engine import CallExternal, ChatState, CustomerMessage, TurnContext, step
 from omnibot.replay.engine_runner import START
 from omnibot.replay.pipeline_runner import bot_outputs, set_up_channel
 from omnibot.replay.scenario import agent_document

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from omnibot.dialog.agent import (
+from omnibot.agents.agent import (
     FORMAT,
     Agent,
     AgentInvalid,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from omnibot.dialog.conditions import OPS, ConditionError, check, compile_pattern, evaluate
+from omnibot.agents.conditions import OPS, ConditionError, check, compile_pattern, evaluate
 
 VARS: dict[str, Any] = {
     "s": "shipped",

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from omnibot.dialog.agent import (
+from omnibot.agents.agent import (
     Agent,
     AttachmentSlot,
     Button,
@@ -21,7 +21,8 @@ from omnibot.dialog.agent import (
     TextSlot,
     load_agent,
 )
-from omnibot.dialog.engine import (
+from omnibot.agents.chat_text import match_button, parse_client_message, render_menu
+from omnibot.agents.engine import (
     CallExternal,
     ChatState,
     CustomerMessage,
@@ -33,9 +34,6 @@ from omnibot.dialog.engine import (
     SessionEnded,
     Transfer,
     TurnContext,
-    match_button,
-    parse_client_message,
-    render_menu,
     step,
 )
 

@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 
-from omnibot.dialog.fetch import NetworkPolicy
+from omnibot.shared.net.policy import NetworkPolicy
 
 pytestmark = pytest.mark.timeout(5)
 

@@ -1,6 +1,7 @@
 """Which customer messages are new, and how their text is rebuilt (confirm mode)."""
 
-from omnibot.dialog.inbox import case_labels, message_text, new_customer_messages
+from omnibot.agents.chat_text import message_text
+from omnibot.dialog.inbox import case_labels, new_customer_messages
 
 
 def msg(

@@ -163,3 +163,36 @@ def test_bad_domains_are_explained(given: str, fragment: str) -> None:
 def test_emails() -> None:
     assert email_problem("bot@x.ru") is None
     assert email_problem("bot") is not None
+
+
+def test_amqp_url_may_name_several_nodes() -> None:
+    from omnibot.shared.amqp_connection import broker_urls, redacted
+
+    assert broker_urls("amqp://u:p@a:5672/vh, amqp://u:p@b:5672/vh,") == [
+        "amqp://u:p@a:5672/vh",
+        "amqp://u:p@b:5672/vh",
+    ]
+    assert redacted("amqp://u:secret@a:5672/vh") == "amqp://u:******@a:5672/vh"
+    with pytest.raises(SettingsError, match="AMQP_URL"):
+        load_settings({"AMQP_URL": "amqp://a/,http://b/"})
+    with pytest.raises(SettingsError, match="AMQP_URL"):
+        load_settings({"AMQP_URL": " , "})
+
+
+def test_quorum_queue_arguments() -> None:
+    from omnibot.shared.topology import DELIVERY_LIMIT, queue_arguments
+
+    stage = Topology.build("t", 2).inbound
+    assert queue_arguments("partition", stage, "quorum") == {
+        "x-queue-type": "quorum",
+        "x-single-active-consumer": True,
+        "x-dead-letter-exchange": "t.chat.inbound.dead",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    assert queue_arguments("retry", stage, "classic", tier_ms=250) == {
+        "x-message-ttl": 250,
+        "x-dead-letter-exchange": "t.chat.inbound",
+    }
+    assert queue_arguments("dead", stage, "quorum") == {"x-queue-type": "quorum"}

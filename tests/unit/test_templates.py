@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from omnibot.dialog.templates import MISSING, lookup, render, render_value, resolve_path
+from omnibot.agents.templates import MISSING, lookup, render, render_value, resolve_path
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Agent versions in MongoDB: every import is a new immutable version; one version is published.
 
-The agent body is stored as the user's JSON (validated on import by omnibot.dialog.agent), so an
+The agent body is stored as the user's JSON (validated on import by omnibot.agents.agent), so an
 export gives back an importable file.
 """
 

@@ -31,10 +31,11 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from omnibot.shared import amqp_connection
 from omnibot.shared.backoff import backoff_delay
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
-from omnibot.shared.topology import Stage, retry_tier_ms
+from omnibot.shared.topology import DELIVERY_COUNT_HEADER, DELIVERY_LIMIT, Stage, retry_tier_ms
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ CHAT_KEY_HEADER = "chat_key"
 
 
 async def connect(url: str, *, name: str) -> AbstractRobustConnection:
-    """A robust connection: reconnects and restores channels, consumers and QoS by itself."""
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, timeout=10)
+    """A robust connection: reconnects (to the next broker node of `url`, see amqp_connection.py)
+    and restores channels, consumers and QoS by itself."""
+    return await amqp_connection.connect(url, name=name)
 
 
 class Publisher:
@@ -73,14 +75,17 @@ class Publisher:
     async def publish(
         self, chat_key: str, body: bytes, *, message_id: str, headers: dict[str, Any] | None = None
     ) -> None:
-        """Raises TransientError when the broker did not confirm (nothing is known to be queued)."""
+        """Raises TransientError when the broker did not confirm (nothing is known to be queued),
+        PermanentError (before sending anything) when the headers are too large to send."""
+        all_headers = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
+        check_headers(all_headers)
         message = aio_pika.Message(
             body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=message_id,
             timestamp=time.time(),
-            headers={CHAT_KEY_HEADER: chat_key, **(headers or {})},
+            headers=all_headers,
         )
         try:
             await self._exchange.publish(
@@ -91,6 +96,22 @@ class Publisher:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+# RabbitMQ closes the whole connection (FRAME_ERROR frame_too_large) when a message's properties do
+# not fit in one frame (128 KiB by default), taking every other publish on it down too. Our headers
+# are ids, counters and a bounded error text; anything near this limit is a bug or an attack.
+MAX_HEADERS_BYTES = 16 * 1024
+
+
+class HeadersTooLarge(PermanentError):
+    """A message's headers would not fit the broker's frame; refused before anything is sent."""
+
+
+def check_headers(headers: dict[str, Any]) -> None:
+    size = sum(len(str(key)) + len(str(value).encode()) + 16 for key, value in headers.items())
+    if size > MAX_HEADERS_BYTES:
+        raise HeadersTooLarge(f"message headers of about {size} bytes exceed {MAX_HEADERS_BYTES}")
 
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
@@ -234,6 +255,16 @@ class StageConsumer:
 
     async def _process(self, message: AbstractIncomingMessage, partition: int) -> None:
         attempt = _attempt_of(message)
+        deliveries = delivery_count_of(message)
+        if deliveries >= DELIVERY_LIMIT // 2:
+            # Given back this often without an outcome: its consumers died (or handed it over)
+            # each time. The broker dead-letters it past DELIVERY_LIMIT; say so before that.
+            log.warning(
+                "message %s delivered %d times before (the broker dead-letters it after %d)",
+                message.message_id,
+                deliveries,
+                DELIVERY_LIMIT,
+            )
         while True:
             with bind(message_id=message.message_id, attempt=attempt, consumer=self._name):
                 try:
@@ -367,14 +398,18 @@ class StageConsumer:
 
 
 def persistent_copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """A received message, to publish again (retry, dead letter, re-drive) with these headers."""
+    """A received message, to publish again (retry, dead letter, re-drive) with these headers.
+
+    Without the quorum queue's delivery count: it counts deliveries from one queue, and a copy
+    carrying it would look redelivered (and closer to the limit) in the next one.
+    """
     return aio_pika.Message(
         message.body,
         content_type=message.content_type,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message.message_id,
         timestamp=message.timestamp,
-        headers=headers,
+        headers={k: v for k, v in headers.items() if k != DELIVERY_COUNT_HEADER},
     )
 
 
@@ -398,6 +433,17 @@ def attempt_of(message: AbstractIncomingMessage) -> int:
     return _attempt_of(message)
 
 
+def delivery_count_of(message: AbstractIncomingMessage) -> int:
+    """How often the queue handed this message out before (quorum queues say it in
+    `x-delivery-count`, from the first redelivery on; 0 on a first delivery)."""
+    return _int_header(message, DELIVERY_COUNT_HEADER, 0)
+
+
 def was_ambiguous(message: AbstractIncomingMessage) -> bool:
-    """True if this message may already have taken effect: redelivered, or an unclear failure before."""
-    return bool(message.redelivered) or (message.headers or {}).get(AMBIGUOUS_HEADER) is True
+    """True if this message may already have taken effect: redelivered (the flag, or a quorum
+    queue's delivery count), or an unclear failure before."""
+    return (
+        bool(message.redelivered)
+        or delivery_count_of(message) > 0
+        or (message.headers or {}).get(AMBIGUOUS_HEADER) is True
+    )

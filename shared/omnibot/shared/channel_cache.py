@@ -2,8 +2,11 @@
 
 Entries live for `ttl_s` seconds, so a deactivated channel or a rotated secret takes effect within
 that time on every replica, while a burst of webhooks costs one lookup per channel. The cache is
-only trusted to accept: a refusal (inactive, wrong secret) is re-checked with a fresh read, so a
-channel activated or re-keyed a moment ago works at once.
+only trusted to accept: a refusal (inactive, wrong secret, unknown id) is re-checked with a fresh
+read, so a channel activated or re-keyed a moment ago works at once. Those re-checks share one
+budget (`recheck_per_s`, a token bucket), so refusals cannot be turned into a MongoDB read each:
+past the budget a refusal is decided from the cache alone, and a change then takes effect within
+`ttl_s` as it does for an acceptance.
 """
 
 from __future__ import annotations
@@ -19,12 +22,34 @@ Lookup = Callable[[int], Awaitable[Channel | None]]
 
 class ChannelDirectory:
     def __init__(
-        self, lookup: Lookup, *, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        lookup: Lookup,
+        *,
+        ttl_s: float = 2.0,
+        recheck_per_s: float = 5.0,
+        recheck_burst: int = 20,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
         self._ttl_s = ttl_s
         self._clock = clock
         self._cache: dict[int, tuple[float, Channel | None]] = {}
+        self._recheck_per_s = recheck_per_s
+        self._recheck_burst = float(recheck_burst)
+        self._recheck_tokens = float(recheck_burst)
+        self._recheck_at = clock()
+
+    async def recheck(self, channel_id: int) -> Channel | None:
+        """Before a refusal: a fresh read while the re-check budget lasts, else the cached entry."""
+        now = self._clock()
+        self._recheck_tokens = min(
+            self._recheck_burst, self._recheck_tokens + (now - self._recheck_at) * self._recheck_per_s
+        )
+        self._recheck_at = now
+        if self._recheck_tokens >= 1.0:
+            self._recheck_tokens -= 1.0
+            return await self.get(channel_id, fresh=True)
+        return await self.get(channel_id)
 
     async def get(self, channel_id: int, *, fresh: bool = False) -> Channel | None:
         """The channel; `fresh` skips the cache (callers re-check before refusing anything)."""

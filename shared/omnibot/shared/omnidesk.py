@@ -1,9 +1,9 @@
 """The Omnidesk REST API as omnibot uses it: authentication, list shapes, and failure meanings.
 
-Failures are sorted here, once: a rate limit or a server/network fault is a TransientError (marked
-ambiguous when the request may have taken effect: a POST that timed out or got a 5xx answer); a
-refusal (400, 401, 403, 404) is a PermanentError whose message says what Omnidesk objected to. No
-message ever contains the API key.
+Failures are sorted here, once, into the types of `omnidesk_errors`: a rate limit or a
+server/network fault is transient (marked ambiguous when the request may have taken effect: a POST
+that timed out or got a 5xx answer); a refusal (400, 401, 403, 404) is permanent, with Omnidesk's
+error code. No message ever contains the API key or quotes a response body.
 """
 
 from __future__ import annotations
@@ -15,7 +15,19 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from omnibot.shared.errors import PermanentError, TransientError
+from omnibot.shared.omnidesk_errors import (
+    LabelNotFound,
+    OmnideskNotFound,
+    OmnideskRateLimited,
+    OmnideskRefused,
+    OmnideskServerError,
+    OmnideskTimeout,
+    OmnideskUnauthorized,
+    OmnideskUnreachable,
+    StaffInactive,
+    StaffNotFound,
+    safe_code,
+)
 from omnibot.shared.ratelimit import AccountThrottle
 
 log = logging.getLogger(__name__)
@@ -43,12 +55,6 @@ def list_items(body: Json, item: str) -> list[Json]:
     """Omnidesk lists are objects keyed "0", "1", ... plus "total_count", not JSON arrays."""
     keyed = [(int(k), v) for k, v in body.items() if k.isdigit() and isinstance(v, dict)]
     return [v.get(item, v) for _, v in sorted(keyed)]
-
-
-def _error_code(body: Any) -> str:
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
-    return ""
 
 
 class OmnideskClient:
@@ -91,32 +97,41 @@ class OmnideskClient:
                 retry_after = self._throttle.observe(account.domain, status, response.headers)
         except aiohttp.ClientConnectorError as exc:
             # Never connected: the request certainly did not take effect.
-            raise TransientError(
+            raise OmnideskUnreachable(
                 f"{method} {path}: cannot connect to {account.domain} ({exc.os_error})"
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientError(
+            raise OmnideskTimeout(
                 f"{method} {path}: {type(exc).__name__} talking to {account.domain}", ambiguous=changes_state
             ) from None
         body = _decode(raw)
         if status in expect:
             return body if isinstance(body, dict) else {}
-        code = _error_code(body)
+        code = safe_code(body, account.api_key, account.email)
         if retry_after is not None or (
             status == 403 and "rate limit" in raw.decode(errors="replace").lower()
         ):
-            raise TransientError(
-                f"{method} {path}: Omnidesk rate limit ({status})", retry_after=retry_after or 60.0
+            raise OmnideskRateLimited(
+                f"{method} {path}: Omnidesk rate limit ({status})",
+                retry_after=retry_after or 60.0,
+                status=status,
+                code=code,
             )
         if status >= 500 or status == 408:
-            raise TransientError(
-                f"{method} {path}: Omnidesk answered {status} {code}".rstrip(), ambiguous=changes_state
+            raise OmnideskServerError(
+                f"{method} {path}: Omnidesk answered {status} {code}".rstrip(),
+                ambiguous=changes_state,
+                status=status,
+                code=code,
             )
         if status == 401:
-            raise PermanentError(f"Omnidesk refused the credentials of {account.email} (401)")
-        raise PermanentError(
-            f"{method} {path}: Omnidesk answered {status} {code or raw[:200].decode(errors='replace')}"
-        )
+            raise OmnideskUnauthorized(
+                f"Omnidesk refused the credentials of {account.email} (401)", status=status, code=code
+            )
+        # Never the body itself: a server echoing the request would show the credentials.
+        what = code or (f"(a {len(raw)}-byte answer, not quoted)" if raw else "")
+        kind = OmnideskNotFound if status == 404 else OmnideskRefused
+        raise kind(f"{method} {path}: Omnidesk answered {status} {what}".rstrip(), status=status, code=code)
 
     async def staff_id(self, account: Account) -> int:
         """The bot's staff id, looked up by e-mail once per process (paging through the staff list)."""
@@ -132,14 +147,14 @@ class OmnideskClient:
             for member in staff:
                 if str(member.get("staff_email", "")).strip().lower() == wanted:
                     if member.get("active") is False:
-                        raise PermanentError(f"staff {account.email} is not active in Omnidesk")
+                        raise StaffInactive(f"staff {account.email} is not active in Omnidesk")
                     staff_id = int(member["staff_id"])
                     self._staff_ids[cache_key] = staff_id
                     return staff_id
             total = int(body.get("total_count") or 0)
             if not staff or page * PAGE_LIMIT >= total:
                 break
-        raise PermanentError(f"staff {account.email} not found in Omnidesk")
+        raise StaffNotFound(f"staff {account.email} not found in Omnidesk")
 
     async def label_id(self, account: Account, title: str) -> int:
         """A label's id from its title (e.g. "На боте"), looked up once per process."""
@@ -158,7 +173,7 @@ class OmnideskClient:
                     return self._label_ids[cache_key]
             if not labels or page * PAGE_LIMIT >= int(body.get("total_count") or 0):
                 break
-        raise PermanentError(f"label {title!r} not found in Omnidesk")
+        raise LabelNotFound(f"label {title!r} not found in Omnidesk")
 
     async def post_reply(self, account: Account, case_id: int, body: Json) -> Json:
         answer = await self.request(

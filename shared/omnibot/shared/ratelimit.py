@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from omnibot.shared.errors import TransientError
+from omnibot.shared.omnidesk_errors import OmnideskRateLimited
 
 WINDOW_S = 60.0
 DEFAULT_RETRY_AFTER_S = 60.0
@@ -69,7 +69,7 @@ class AccountThrottle:
     async def acquire(self, account: str) -> None:
         delay = self.delay_for(account)
         if delay > self._max_wait:
-            raise TransientError(f"Omnidesk rate limit: waiting {delay:.0f}s", retry_after=delay)
+            raise OmnideskRateLimited(f"Omnidesk rate limit: waiting {delay:.0f}s", retry_after=delay)
         if delay > 0:
             await self._sleep(delay)
         state = self._accounts.setdefault(account, _Account())

@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from omnibot.shared.amqp_connection import broker_urls
+
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid; the message names the variable."""
@@ -21,6 +23,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix for every exchange and queue name, so test runs never see each other's messages.
     amqp_namespace: str = ""
+    # "quorum" (replicated; the default) or "classic" (earlier releases' queues, see the README).
+    amqp_queue_type: Literal["quorum", "classic"] = "quorum"
     mongodb_url: str = ""  # empty: development starts a local MongoDB-protocol server
     mongodb_db: str = "omnibot"
     public_base_url: str = "http://127.0.0.1:8080"
@@ -36,6 +40,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     dialog_prefetch: int = 32
     egress_prefetch: int = 32
     max_body_bytes: int = 1024 * 1024
+    # Slow clients (README, "Security"): a request's headers, and its body, must arrive within
+    # these; connections past the caps are closed at once (0: per address off; total from ulimit).
+    ingress_header_timeout_s: float = 10.0
+    ingress_body_timeout_s: float = 10.0
+    ingress_max_connections_per_address: int = 256
+    ingress_max_connections: int = 0
     omnidesk_allow_http: bool = False
     omnidesk_timeout_s: float = 10.0
     # How dialog tells a new customer message from a repeated or echoed webhook (see README):
@@ -96,6 +106,13 @@ def _check(settings: Settings) -> None:
     for name in ("dialog_prefetch", "egress_prefetch"):
         if getattr(settings, name) < 1:
             raise SettingsError(f"{env_name(name)}: must be at least 1")
+    try:
+        broker_urls(settings.amqp_url)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+    for name in ("ingress_header_timeout_s", "ingress_body_timeout_s"):
+        if getattr(settings, name) <= 0:
+            raise SettingsError(f"{env_name(name)}: must be more than 0")
     if not settings.public_base_url.startswith(("http://", "https://")):
         raise SettingsError("PUBLIC_BASE_URL: must start with http:// or https://")
     if settings.is_production:

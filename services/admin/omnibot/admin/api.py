@@ -276,7 +276,7 @@ async def list_agents(request: web.Request) -> web.Response:
     query = _Query(request)
     limit, offset = query.page()
     query.done()
-    return _json(await _ops(request).list_agents(limit=limit, offset=offset))
+    return _json(await _ops(request).agents.list_agents(limit=limit, offset=offset))
 
 
 async def import_agent(request: web.Request) -> web.Response:
@@ -285,18 +285,18 @@ async def import_agent(request: web.Request) -> web.Response:
     query.done()
     raw = await _read(request, required=True)
     assert raw is not None
-    result = await _ops(request).import_agent(raw, publish=publish)
+    result = await _ops(request).agents.import_agent(raw, publish=publish)
     return _json(result, status=201)
 
 
 async def validate_agent(request: web.Request) -> web.Response:
     raw = await _read(request, required=True)
     assert raw is not None
-    return _json(await _ops(request).validate_agent(raw))
+    return _json(await _ops(request).agents.validate_agent(raw))
 
 
 async def show_agent(request: web.Request) -> web.Response:
-    return _json(await _ops(request).show_agent(request.match_info["name"]))
+    return _json(await _ops(request).agents.show_agent(request.match_info["name"]))
 
 
 async def list_agent_versions(request: web.Request) -> web.Response:
@@ -304,12 +304,12 @@ async def list_agent_versions(request: web.Request) -> web.Response:
     limit, offset = query.page()
     query.done()
     name = request.match_info["name"]
-    return _json(await _ops(request).list_agent_versions(name, limit=limit, offset=offset))
+    return _json(await _ops(request).agents.list_agent_versions(name, limit=limit, offset=offset))
 
 
 async def publish_agent(request: web.Request) -> web.Response:
     body = await _body(request, AgentPublish, required=False)
-    return _json(await _ops(request).publish_agent(request.match_info["name"], body.version))
+    return _json(await _ops(request).agents.publish_agent(request.match_info["name"], body.version))
 
 
 async def export_agent(request: web.Request) -> web.Response:
@@ -317,56 +317,58 @@ async def export_agent(request: web.Request) -> web.Response:
     version = query.integer("version", 0)
     query.done()
     name = request.match_info["name"]
-    exported = await _ops(request).export_agent(name, version or None)
+    exported = await _ops(request).agents.export_agent(name, version or None)
     return web.Response(body=exported, content_type="application/json")
 
 
 async def delete_agent(request: web.Request) -> web.Response:
-    return _json(await _ops(request).delete_agent(request.match_info["name"]))
+    return _json(await _ops(request).agents.delete_agent(request.match_info["name"]))
 
 
 async def list_channels(request: web.Request) -> web.Response:
     query = _Query(request)
     limit, offset = query.page()
     query.done()
-    return _json(await _ops(request).list_channels(limit=limit, offset=offset))
+    return _json(await _ops(request).channels.list_channels(limit=limit, offset=offset))
 
 
 async def create_channel(request: web.Request) -> web.Response:
     body = await _body(request, ChannelCreate)
-    created = await _ops(request).create_channel(**msgspec.structs.asdict(body))
+    created = await _ops(request).channels.create_channel(**msgspec.structs.asdict(body))
     response = _json(created, status=201)
-    response.headers["Location"] = f"{PREFIX}/channels/{created['id']}"
+    response.headers["Location"] = f"{PREFIX}/channels/{created.id}"
     return response
 
 
 async def show_channel(request: web.Request) -> web.Response:
-    return _json(await _ops(request).show_channel(_channel_id(request)))
+    return _json(await _ops(request).channels.show_channel(_channel_id(request)))
 
 
 async def update_channel(request: web.Request) -> web.Response:
     changes = await _body(request, ChannelChanges)
-    return _json(await _ops(request).update_channel(_channel_id(request), changes))
+    return _json(await _ops(request).channels.update_channel(_channel_id(request), changes))
 
 
 async def delete_channel(request: web.Request) -> web.Response:
-    return _json(await _ops(request).delete_channel(_channel_id(request)))
+    return _json(await _ops(request).channels.delete_channel(_channel_id(request)))
 
 
 async def activate_channel(request: web.Request) -> web.Response:
-    result = await _ops(request).activate_channel(_channel_id(request))
-    if result["active"]:
+    result = await _ops(request).channels.activate_channel(_channel_id(request))
+    if result.active:
         return _json(result)
-    failed = [f"{c['name']}: {c['detail']}" for c in result["checks"] if not c["passed"]]
-    return error(409, "activation_failed", failed, details={"channel": result, "checks": result["checks"]})
+    checks = result.checks or []
+    failed = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
+    details = {"channel": msgspec.to_builtins(result), "checks": msgspec.to_builtins(checks)}
+    return error(409, "activation_failed", failed, details=details)
 
 
 async def deactivate_channel(request: web.Request) -> web.Response:
-    return _json(await _ops(request).deactivate_channel(_channel_id(request)))
+    return _json(await _ops(request).channels.deactivate_channel(_channel_id(request)))
 
 
 async def rotate_webhook_secret(request: web.Request) -> web.Response:
-    return _json(await _ops(request).rotate_webhook_secret(_channel_id(request)))
+    return _json(await _ops(request).channels.rotate_webhook_secret(_channel_id(request)))
 
 
 async def list_chats(request: web.Request) -> web.Response:
@@ -375,7 +377,7 @@ async def list_chats(request: web.Request) -> web.Response:
     owner = query.choice("owner", ("bot", "operator"))
     since = query.since("updated_since")
     query.done()
-    result = await _ops(request).list_chats(
+    result = await _ops(request).chats.list_chats(
         _channel_id(request), owner=owner, updated_since=since, limit=limit, offset=offset
     )
     return _json(result)
@@ -386,15 +388,15 @@ async def show_chat(request: web.Request) -> web.Response:
     lines = query.integer("transcript", 200)
     query.done()
     chat_id = request.match_info["chat_id"]
-    return _json(await _ops(request).show_chat(_channel_id(request), chat_id, transcript=lines))
+    return _json(await _ops(request).chats.show_chat(_channel_id(request), chat_id, transcript=lines))
 
 
 async def transfer_chat(request: web.Request) -> web.Response:
-    return _json(await _ops(request).transfer_chat(_channel_id(request), request.match_info["chat_id"]))
+    return _json(await _ops(request).chats.transfer_chat(_channel_id(request), request.match_info["chat_id"]))
 
 
 async def resume_chat(request: web.Request) -> web.Response:
-    return _json(await _ops(request).resume_chat(_channel_id(request), request.match_info["chat_id"]))
+    return _json(await _ops(request).chats.resume_chat(_channel_id(request), request.match_info["chat_id"]))
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -402,7 +404,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     limit, offset = query.page()
     stage = query.choice("stage", ("inbound", "outbound"))
     query.done()
-    result = await _ops(request).list_dead_letters(
+    result = await _ops(request).dead_letters.list_dead_letters(
         stage=cast("StageName | None", stage), limit=limit, offset=offset
     )
     return _json(result)
@@ -413,11 +415,11 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     if body.all == bool(body.ids):
         raise Refused("invalid", ['give either "ids" (a non-empty list) or "all": true'])
     ids = None if body.all else body.ids
-    return _json(await _ops(request).replay_dead_letters(ids, stage=body.stage))
+    return _json(await _ops(request).dead_letters.replay_dead_letters(ids, stage=body.stage))
 
 
 async def rotate_secrets(request: web.Request) -> web.Response:
-    return _json(await _ops(request).rotate_secrets())
+    return _json(await _ops(request).secrets.rotate_secrets())
 
 
 async def list_audit(request: web.Request) -> web.Response:

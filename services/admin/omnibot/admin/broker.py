@@ -21,7 +21,9 @@ class BrokerLink:
     def __init__(self, settings: Settings, *, name: str) -> None:
         self._url = settings.amqp_url
         self._name = name
-        self.topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+        self.topology = Topology.build(
+            settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type
+        )
         self._connection: AbstractRobustConnection | None = None
         self._lock = asyncio.Lock()
 

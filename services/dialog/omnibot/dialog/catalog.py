@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from omnibot.dialog.agent import Agent, load_agent
+from omnibot.agents.agent import Agent, load_agent
 from omnibot.shared.agents import AgentVersion
 from omnibot.shared.errors import PermanentError
 

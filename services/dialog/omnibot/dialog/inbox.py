@@ -9,37 +9,19 @@ shows it, so `client_message` keeps the form of the seed ("text\n—————
 
 from __future__ import annotations
 
-import html
-import re
 from typing import Any
 
 import msgspec
 
+from omnibot.agents.chat_text import message_text
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.omnidesk import Account, OmnideskClient
-
-ATTACHMENTS_HEADER = "\n—————\nВложенные файлы:\n"
-_TAG = re.compile(r"<[^>]+>")
 
 
 class CustomerText(msgspec.Struct, frozen=True):
     message_id: int
     text: str
-
-
-def message_text(message: dict[str, Any]) -> str:
-    """The customer's words as the chat shows them: content (or content_html), then their files."""
-    content = str(message.get("content") or "")
-    if not content.strip() and message.get("content_html"):
-        markup = str(message["content_html"]).replace("<br>", "\n").replace("</p><p>", "\n\n")
-        content = html.unescape(_TAG.sub("", markup))
-    urls = [
-        str(a.get("url")) for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")
-    ]
-    if urls:
-        content = content + ATTACHMENTS_HEADER + "\n".join(urls)
-    return content
 
 
 def _from_customer(message: dict[str, Any]) -> bool:

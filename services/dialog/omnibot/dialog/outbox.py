@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 import msgspec
 
-from omnibot.dialog import engine
+from omnibot.agents import engine
 from omnibot.shared.chats import TranscriptLine
 from omnibot.shared.messages import OutboundAction, SendFile, SendText, TransferToOperator
-
-SUMMARY_LINES = 6
 
 
 def build_actions(
@@ -66,27 +64,3 @@ def transcript_lines(
             text, role = "[transferred to an operator]", "system"
         lines.append(TranscriptLine(chat=key, seq=turn * 1000 + index, role=role, text=text, at=now))  # type: ignore[arg-type]
     return lines
-
-
-def transfer_summary(recent: Sequence[TranscriptLine], variables: dict[str, object], reason: str) -> str:
-    """A short note for the operator: why, what the customer said last, what the agent collected."""
-    parts = [f"omnibot: the chat is handed to an operator ({reason})."]
-    said = [line.text for line in recent if line.role == "customer"][-SUMMARY_LINES:]
-    if said:
-        parts.append("Last customer messages:")
-        parts.extend(f"- {_clip(text)}" for text in said)
-    collected = {
-        k: v
-        for k, v in variables.items()
-        if not k.startswith(("client_", "channel_")) and v not in ("", None)
-    }
-    if collected:
-        parts.append(
-            "Collected: " + ", ".join(f"{k}={_clip(str(v), 60)}" for k, v in sorted(collected.items()))
-        )
-    return "\n".join(parts)
-
-
-def _clip(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -11,9 +11,9 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
 
-from omnibot.dialog import engine
+from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
+from omnibot.dialog.fetch import ExternalFetcher
 from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.turns import Fetch, TurnRunner
 from omnibot.shared import amqp
@@ -26,6 +26,7 @@ from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
@@ -79,7 +80,7 @@ async def serve_dialog(
     chats: ChatStore | None = None,
 ) -> None:
     """Run until `stop` is set. `chats` replaces the MongoDB chat store (benchmarks isolate it)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)

@@ -33,11 +33,17 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from omnibot.dialog import engine
+from omnibot.agents import engine
+from omnibot.agents.handoff import (
+    MAX_EXTERNAL_CALLS_PER_TURN,
+    label_id,
+    reason_text,
+    removed_bot_label,
+    transfer_summary,
+)
 from omnibot.dialog.catalog import AgentCatalog
-from omnibot.dialog.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, reason_text, removed_bot_label
 from omnibot.dialog.inbox import CustomerText
-from omnibot.dialog.outbox import build_actions, transcript_lines, transfer_summary
+from omnibot.dialog.outbox import build_actions, transcript_lines
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.chats import RECENT_INBOUND_KEPT, ChatRecord, ChatStore

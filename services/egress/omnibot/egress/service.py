@@ -12,8 +12,8 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
 
-from omnibot.dialog.fetch import ExternalFetcher, NetworkPolicy
 from omnibot.egress.deliver import Deliverer
+from omnibot.egress.download import FileDownloader
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore, verify_secret_key
@@ -23,6 +23,7 @@ from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, outbound_decoder
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
@@ -67,7 +68,7 @@ async def serve_egress(
 ) -> None:
     """Run until `stop` is set. `deliveries` replaces the MongoDB cursor store and `on_delivered`
     hears of each action performed (both for benchmarks)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)
@@ -77,7 +78,7 @@ async def serve_egress(
         await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
         stack.push_async_callback(session.close)
-        files = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
+        files = FileDownloader(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await files.start()
         stack.push_async_callback(files.close)
         deliverer = Deliverer(

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from omnibot.ingress.routes import CHANNELS, MAX_BODY, PUBLISHER, add_routes
+from omnibot.ingress.rejections import RejectionLog
+from omnibot.ingress.routes import BODY_TIMEOUT, CHANNELS, MAX_BODY, PUBLISHER, REJECTIONS, add_routes
 from omnibot.shared.amqp import Publisher
 from omnibot.shared.channel_cache import ChannelDirectory
 
 
-def build_app(*, publisher: Publisher, channels: ChannelDirectory, max_body_bytes: int) -> web.Application:
+def build_app(
+    *,
+    publisher: Publisher,
+    channels: ChannelDirectory,
+    max_body_bytes: int,
+    body_timeout_s: float = 10.0,
+    rejections: RejectionLog | None = None,
+) -> web.Application:
     # aiohttp refuses larger bodies itself (413) before our handler reads them.
     app = web.Application(client_max_size=max_body_bytes)
     app[PUBLISHER] = publisher
     app[CHANNELS] = channels
     app[MAX_BODY] = max_body_bytes
+    app[BODY_TIMEOUT] = body_timeout_s
+    app[REJECTIONS] = rejections or RejectionLog()
     add_routes(app)
     return app

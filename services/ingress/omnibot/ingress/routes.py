@@ -6,6 +6,8 @@ JSON 4xx and publishes nothing; a broker problem is a 503 so Omnidesk (or its op
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import time
 import uuid
@@ -13,11 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
+from omnibot.ingress.rejections import RejectionLog
 from omnibot.ingress.webhook import InvalidWebhook, decode_webhook
 from omnibot.shared.amqp import Publisher
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.crypto import same_secret
+from omnibot.shared.channels import Channel
+from omnibot.shared.crypto import fingerprint, same_secret
 from omnibot.shared.errors import TransientError
+from omnibot.shared.ids import parse_channel_id
 from omnibot.shared.logs import bind
 from omnibot.shared.messages import chat_key, encoder
 
@@ -26,6 +31,11 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 CHANNELS = web.AppKey("channels", ChannelDirectory)
 MAX_BODY = web.AppKey("max_body", int)
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+REJECTIONS = web.AppKey("rejections", RejectionLog)
+
+# Compared against when there is no channel, so an unknown id costs what a wrong secret costs.
+_NO_FINGERPRINT = "0" * 64
 
 WEBHOOK_PATH = "/webhooks/omnidesk/{channel_id}/{secret}"
 
@@ -37,41 +47,71 @@ def error(status: int, code: str, message: str) -> web.Response:
 NOT_FOUND = ("not_found", "no such webhook: check the Chatbot webhook URL in the Omnidesk rule")
 
 
+async def _find_channel(app: web.Application, raw_channel: str, secret: str) -> tuple[Channel | None, bool]:
+    """The channel and whether `secret` is its webhook secret.
+
+    An unknown id and a wrong secret take the same path at the same cost (a cache lookup, a hash
+    comparison, a re-check from the shared budget), so timing tells a scanner nothing and neither
+    refusal costs a MongoDB read once the budget is spent."""
+    given = fingerprint(secret)
+    channel_id = parse_channel_id(raw_channel)
+    if channel_id is None:
+        hmac.compare_digest(given, _NO_FINGERPRINT)
+        return None, False
+    directory = app[CHANNELS]
+    channel = await directory.get(channel_id)
+    if _accepts(channel, given):
+        return channel, True
+    # The cache only accepts; a refusal is checked against a fresh read first (budgeted).
+    channel = await directory.recheck(channel_id)
+    stored = channel.webhook_secret_hash if channel is not None else _NO_FINGERPRINT
+    return channel, hmac.compare_digest(given, stored) and channel is not None
+
+
+def _accepts(channel: Channel | None, given: str) -> bool:
+    stored = channel.webhook_secret_hash if channel is not None else _NO_FINGERPRINT
+    return hmac.compare_digest(given, stored) and channel is not None and channel.active
+
+
+def refuse(app: web.Application, status: int, code: str, message: str) -> web.Response:
+    app[REJECTIONS].record(code)
+    return error(status, code, message)
+
+
 async def receive_webhook(request: web.Request) -> web.Response:
     app = request.app
-    raw_channel = request.match_info["channel_id"]
-    if not raw_channel.isdigit() or len(raw_channel) > 12:
-        return error(404, *NOT_FOUND)
-    channel_id = int(raw_channel)
-    secret = request.match_info["secret"]
     try:
-        channel = await app[CHANNELS].get(channel_id)
-        secret_ok = channel is not None and same_secret(secret, channel.webhook_secret_hash)
-        if channel is not None and not (channel.active and secret_ok):
-            # The cache only accepts; a refusal is checked against a fresh read first.
-            channel = await app[CHANNELS].get(channel_id, fresh=True)
-            secret_ok = channel is not None and same_secret(secret, channel.webhook_secret_hash)
+        channel, secret_ok = await _find_channel(
+            app, request.match_info["channel_id"], request.match_info["secret"]
+        )
     except TransientError:
         log.warning("channel lookup failed", exc_info=True)
         return error(503, "unavailable", "temporarily unable to accept webhooks; try again")
     # The same answer for an unknown channel and a wrong secret: the URL reveals nothing.
     if channel is None or not secret_ok:
-        return error(404, *NOT_FOUND)
+        return refuse(app, 404, *NOT_FOUND)
+    channel_id = channel.id
     if not channel.active:
-        return error(409, "channel_inactive", "this channel is not active; activate it in omnibot")
+        return refuse(app, 409, "channel_inactive", "this channel is not active; activate it in omnibot")
     if request.content_type != "application/json":
-        return error(415, "unsupported_media_type", "send the body as application/json")
+        return refuse(app, 415, "unsupported_media_type", "send the body as application/json")
     if request.content_length is not None and request.content_length > app[MAX_BODY]:
-        return error(413, "too_large", f"the body is larger than {app[MAX_BODY]} bytes")
+        return refuse(app, 413, "too_large", f"the body is larger than {app[MAX_BODY]} bytes")
     try:
-        body = await request.read()
+        # A client trickling its body must not hold the request (and its memory) for ever.
+        async with asyncio.timeout(app[BODY_TIMEOUT]):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return error(413, "too_large", f"the body is larger than {app[MAX_BODY]} bytes")
+        return refuse(app, 413, "too_large", f"the body is larger than {app[MAX_BODY]} bytes")
+    except TimeoutError:
+        response = refuse(app, 408, "body_timeout", f"the body did not arrive within {app[BODY_TIMEOUT]} s")
+        response.force_close()
+        return response
     event_id = uuid.uuid4().hex
     try:
         inbound = decode_webhook(body, channel_id=channel_id, event_id=event_id, received_at=time.time())
     except InvalidWebhook as exc:
-        return error(400, "invalid_body", str(exc))
+        return refuse(app, 400, "invalid_body", str(exc))
     try:
         await app[PUBLISHER].publish(
             chat_key(channel_id, inbound.chat_id), encoder.encode(inbound), message_id=event_id
@@ -89,15 +129,17 @@ async def receive_webhook(request: web.Request) -> web.Response:
 
 async def probe_webhook(request: web.Request) -> web.Response:
     """GET on a webhook URL: is it served here? Used by channel activation; publishes nothing."""
+    app = request.app
     raw_channel = request.match_info["channel_id"]
-    if not raw_channel.isdigit() or len(raw_channel) > 12:
-        return error(404, *NOT_FOUND)
+    channel_id = parse_channel_id(raw_channel)
     try:
-        channel = await request.app[CHANNELS].get(int(raw_channel), fresh=True)
+        # Activation asks right after a change: read afresh (from the same budget as refusals).
+        channel = None if channel_id is None else await app[CHANNELS].recheck(channel_id)
     except TransientError:
         return error(503, "unavailable", "temporarily unable to look up the channel")
-    if channel is None or not same_secret(request.match_info["secret"], channel.webhook_secret_hash):
-        return error(404, *NOT_FOUND)
+    stored = channel.webhook_secret_hash if channel is not None else _NO_FINGERPRINT
+    if not same_secret(request.match_info["secret"], stored) or channel is None:
+        return refuse(app, 404, *NOT_FOUND)
     return web.json_response({"status": "registered", "active": channel.active})
 
 

@@ -10,7 +10,7 @@ from omnibot.ingress.app import build_app
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
-from omnibot.shared.http import serve_app
+from omnibot.shared.http import ConnectionLimits, serve_app
 from omnibot.shared.mongo import open_client
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def serve_ingress(
     settings: Settings, stop: asyncio.Event, *, ready: asyncio.Event | None = None
 ) -> None:
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
         connection = await amqp.connect(settings.amqp_url, name="omnibot-ingress")
         stack.push_async_callback(connection.close)
@@ -31,13 +31,23 @@ async def serve_ingress(
         mongo = open_client(settings)
         stack.push_async_callback(mongo.close)
         channels = ChannelDirectory(MongoChannelStore(mongo[settings.mongodb_db]).get)
-        app = build_app(publisher=publisher, channels=channels, max_body_bytes=settings.max_body_bytes)
+        app = build_app(
+            publisher=publisher,
+            channels=channels,
+            max_body_bytes=settings.max_body_bytes,
+            body_timeout_s=settings.ingress_body_timeout_s,
+        )
         await serve_app(
             stack,
             app,
             settings.ingress_host,
             settings.ingress_port,
             shutdown_timeout_s=settings.shutdown_timeout_s,
+            header_timeout_s=settings.ingress_header_timeout_s,
+            limits=ConnectionLimits(
+                per_address=settings.ingress_max_connections_per_address,
+                total=settings.ingress_max_connections,
+            ),
         )
         log.info("ingress listening on %s:%d", settings.ingress_host, settings.ingress_port)
         if ready is not None:

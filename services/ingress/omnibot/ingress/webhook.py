@@ -3,7 +3,8 @@
 Real-world variation tolerated: numbers where strings are expected (placeholders replaced by
 Omnidesk may look numeric), empty strings for unknown placeholders, extra fields, `kind` other than
 "text", a missing `visitor` or `visitor.fields`. Refused: anything that is not a JSON object, objects
-replaced by other types, and a missing, empty or non-numeric `chat_id` (it is Omnidesk's `[case_id]`).
+replaced by other types, a missing, empty, non-canonical or oversized `chat_id` (it is Omnidesk's
+`[case_id]`; see `omnibot.shared.ids`), bodies that are not UTF-8 or are nested too deeply.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 
 import msgspec
 
+from omnibot.shared.ids import MAX_CASE_ID_DIGITS, parse_case_id
 from omnibot.shared.messages import InboundMessage, Visitor
 
 Scalar = str | int | float | None
@@ -61,11 +63,20 @@ def decode_webhook(body: bytes, *, channel_id: int, event_id: str, received_at: 
         webhook = _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise InvalidWebhook(_readable(exc)) from None
-    chat_id = _text(webhook.chat_id).strip()
-    if not chat_id:
+    except RecursionError:
+        # msgspec gives up on very deep nesting (even inside ignored fields) with RecursionError.
+        raise InvalidWebhook("the body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise InvalidWebhook("the body is not valid UTF-8") from None
+    raw_chat_id = _text(webhook.chat_id).strip()
+    if not raw_chat_id:
         raise InvalidWebhook('chat_id is missing or empty: the rule must send "chat_id": "[case_id]"')
-    if not chat_id.isdigit():
-        raise InvalidWebhook(f"chat_id must be an Omnidesk case id (digits), got {chat_id[:40]!r}")
+    chat_id = parse_case_id(raw_chat_id)
+    if chat_id is None:
+        raise InvalidWebhook(
+            f"chat_id must be an Omnidesk case id (ASCII digits, no leading zero, at most "
+            f"{MAX_CASE_ID_DIGITS} digits), got {raw_chat_id[:24]!r}" + ("…" if len(raw_chat_id) > 24 else "")
+        )
     fields = webhook.visitor.fields if webhook.visitor and webhook.visitor.fields else _Fields()
     visitor = Visitor(
         id=_text(webhook.visitor.id).strip() if webhook.visitor else "",

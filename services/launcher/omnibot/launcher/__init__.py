@@ -1,1 +1,4 @@
-"""launcher: the `omnibot` command: runs the services and dispatches the management commands."""
+"""launcher: the `omnibot` command: runs the services and dispatches the management commands.
+
+A tool, above the services: it imports them, and no service imports it.
+"""

@@ -10,99 +10,20 @@ exactly what the admin API answers; without it, people get tables.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omnibot.launcher.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from omnibot.launcher.render import render
 from omnibot.shared.errors import OmnibotError
 from omnibot.shared.logs import configure_logging
 from omnibot.shared.settings import Settings, SettingsError, load_settings
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main", "render"]
+
 SERVICES = ("ingress", "dialog", "egress", "admin")
-
-Call = Callable[[Any], Awaitable[Any]]
-
-# Columns of the readable tables, per kind of list.
-_COLUMNS = {
-    "channels": ("id", "title", "domain", "email", "agent", "active"),
-    "agents": ("name", "latest_version", "published_version"),
-    "versions": ("version", "published", "imported_at", "slots"),
-    "chats": ("chat_id", "owner", "agent", "agent_version", "slot", "updated_at", "last_error"),
-    "dead": ("id", "stage", "channel_id", "chat_id", "kind", "attempts", "dead_at", "error"),
-}
-
-
-# --- output ----------------------------------------------------------------------------------
-
-
-def _cell(value: Any, width: int = 60) -> str:
-    if value is None or value == "":
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return lines
-
-
-def _fields(data: dict[str, Any], skip: tuple[str, ...] = ()) -> list[str]:
-    keys = [k for k in data if k not in skip]
-    width = max((len(k) for k in keys), default=0)
-    lines = []
-    for key in keys:
-        value = data[key]
-        if isinstance(value, dict | list) and value:
-            value = json.dumps(value, ensure_ascii=False)
-        lines.append(f"{key.ljust(width)}  {_cell(value, width=10_000)}")
-    return lines
-
-
-def render(data: Any, kind: str | None) -> str:
-    """The readable form of an operation's answer."""
-    if isinstance(data, dict) and "items" in data and "total" in data:
-        items = data["items"]
-        if not items:
-            return "(none)"
-        columns = _COLUMNS.get(kind or "", tuple(items[0].keys()))
-        lines = _table(items, columns)
-        first = data["offset"] + 1
-        last = data["offset"] + len(items)
-        if data["next_offset"] is not None or data["offset"]:
-            more = f"; next: --offset {data['next_offset']}" if data["next_offset"] is not None else ""
-            lines.append(f"({first}-{last} of {data['total']}{more})")
-        return "\n".join(lines)
-    if not isinstance(data, dict):
-        return json.dumps(data, ensure_ascii=False, indent=2)
-    lines = _fields(data, skip=("checks", "variables", "transcript", "replayed", "missing"))
-    for check in data.get("checks") or []:
-        lines.append(f"  {'passed' if check['passed'] else 'FAILED'}  {check['name']}: {check['detail']}")
-    if "variables" in data:
-        lines.append("variables:")
-        width = max((len(k) for k in data["variables"]), default=0)
-        for name, value in sorted(data["variables"].items()):
-            lines.append(f"  {name.ljust(width)}  {json.dumps(value, ensure_ascii=False)}")
-    if "transcript" in data:
-        lines.append("transcript:")
-        for line in data["transcript"]:
-            text = line["text"].replace("\n", "\n" + " " * 14)
-            lines.append(f"  {_cell(line['at'])[11:19] or '-':8}  {line['role']:8}  {text}")
-    if "replayed" in data:
-        lines.append(f"replayed  {len(data['replayed'])}")
-        lines += [f"  {d['stage']}  {d['id']}  {d['kind']}" for d in data["replayed"]]
-        if data["missing"]:
-            lines.append("not found (no longer dead letters?): " + ", ".join(data["missing"]))
-    return "\n".join(lines)
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -122,11 +43,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
-
-
-def _read_api_key(value: str) -> str:
-    # "-" reads the key from standard input, keeping it out of shell history and process lists.
-    return sys.stdin.readline().strip() if value == "-" else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -262,134 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
-
-
-class _UsageError(Exception):
-    pass
-
-
-def _management_call(args: argparse.Namespace) -> tuple[Call, str | None]:
-    """The operation the arguments ask for, and the kind of list it answers (for the table)."""
-    from omnibot.admin.schemas import ChannelChanges
-
-    command, action = args.command, args.action
-    if command == "secrets":
-        return (lambda m: m.rotate_secrets()), None
-    if command == "agent":
-        if action == "import":
-            raw = _file(args.file)
-            return (lambda m: m.import_agent(raw, publish=args.publish)), None
-        if action == "validate":
-            raw = _file(args.file)
-            return (lambda m: m.validate_agent(raw)), None
-        if action == "publish":
-            return (lambda m: m.publish_agent(args.name, args.version)), None
-        if action == "export":
-            return (lambda m: m.export_agent(args.name, args.version)), None
-        if action == "versions":
-            return (
-                lambda m: m.list_agent_versions(args.name, limit=args.limit, offset=args.offset)
-            ), "versions"
-        if action == "delete":
-            return (lambda m: m.delete_agent(args.name)), None
-        return (lambda m: m.list_agents(limit=args.limit, offset=args.offset)), "agents"
-    if command == "chat":
-        if action == "show":
-            return (lambda m: m.show_chat(args.channel, args.chat, transcript=args.transcript)), None
-        if action == "list":
-            return (
-                lambda m: m.list_chats(
-                    args.channel,
-                    owner=args.owner,
-                    updated_since=args.since,
-                    limit=args.limit,
-                    offset=args.offset,
-                )
-            ), "chats"
-        method = {"transfer": "transfer_chat", "resume": "resume_chat"}[action]
-        return (lambda m: getattr(m, method)(args.channel, args.chat)), None
-    if command == "dlq":
-        if action == "list":
-            return (
-                lambda m: m.list_dead_letters(stage=args.stage, limit=args.limit, offset=args.offset)
-            ), "dead"
-        ids = None if args.all else args.ids
-        return (lambda m: m.replay_dead_letters(ids, stage=args.stage)), None
-    # channel
-    if action == "create":
-        api_key = _read_api_key(args.api_key)
-        return (
-            lambda m: m.create_channel(
-                title=args.title,
-                domain=args.domain,
-                api_key=api_key,
-                email=args.email,
-                agent=args.agent,
-                activate=args.activate,
-                bot_label_id=args.bot_label_id,
-                transfer_status=args.transfer_status,
-                transfer_group_id=args.transfer_group_id,
-            )
-        ), None
-    if action == "update":
-        given: dict[str, Any] = {
-            name: getattr(args, name)
-            for name in (
-                "title",
-                "domain",
-                "email",
-                "agent",
-                "bot_label_id",
-                "transfer_status",
-                "transfer_group_id",
-            )
-            if getattr(args, name) is not None
-        }
-        if args.api_key is not None:
-            given["api_key"] = _read_api_key(args.api_key)
-        if args.no_bot_label:
-            given["bot_label_id"] = None
-        if args.no_transfer_group:
-            given["transfer_group_id"] = None
-        changes = ChannelChanges(**given)
-        return (lambda m: m.update_channel(args.id, changes)), None
-    if action == "list":
-        return (lambda m: m.list_channels(limit=args.limit, offset=args.offset)), "channels"
-    method = {
-        "activate": "activate_channel",
-        "deactivate": "deactivate_channel",
-        "show": "show_channel",
-        "rotate-secret": "rotate_webhook_secret",
-        "delete": "delete_channel",
-    }[action]
-    return (lambda m: getattr(m, method)(args.id)), None
-
-
-async def _with_management(settings: Settings, action: Call) -> Any:
-    from omnibot.admin.broker import BrokerLink
-    from omnibot.admin.operations import Management
-    from omnibot.shared.channels import verify_secret_key
-    from omnibot.shared.crypto import SecretBox, dev_secret_key
-    from omnibot.shared.mongo import ensure_indexes, open_client
-
-    box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
-    client = open_client(settings)
-    broker = BrokerLink(settings, name="omnibot-cli")
-    try:
-        db = client[settings.mongodb_db]
-        await ensure_indexes(db)
-        await verify_secret_key(db, box)
-        return await action(Management(db, box, settings, broker=broker))
-    finally:
-        await broker.close()
-        await client.close()
-
-
 # --- entry point -----------------------------------------------------------------------------
 
 
@@ -442,42 +230,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from omnibot.launcher.users import dispatch as users
 
         return users(args, settings)
-    return _manage(args, settings)
+    from omnibot.launcher.manage import manage
 
-
-def _manage(args: argparse.Namespace, settings: Settings) -> int:
-    from pymongo.errors import PyMongoError
-
-    from omnibot.admin.operations import Refused
-    from omnibot.shared.crypto import SecretKeyError
-
-    try:
-        call, kind = _management_call(args)
-        result = asyncio.run(_with_management(settings, call))
-    except _UsageError as exc:
-        print(f"omnibot: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except Refused as exc:
-        print(f"omnibot: refused ({exc.code}):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return EXIT_REFUSED
-    except SecretKeyError as exc:
-        print(f"omnibot: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except PyMongoError as exc:
-        print(f"omnibot: MongoDB is unavailable ({type(exc).__name__}): check MONGODB_URL", file=sys.stderr)
-        return EXIT_REFUSED
-    except OmnibotError as exc:
-        print(f"omnibot: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    if isinstance(result, bytes):
-        sys.stdout.write(result.decode() + "\n")
-        return EXIT_OK
-    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result, kind))
-    if isinstance(result, dict):
-        if result.get("checks") and not result.get("active"):
-            return EXIT_REFUSED  # saved, but activation failed: the checks above say why
-        if result.get("missing"):
-            return EXIT_REFUSED  # some dead letters asked for were not there
-    return EXIT_OK
+    return manage(args, settings)

@@ -146,8 +146,8 @@ async def _export_channel_agent(settings: Settings, channel_id: int) -> bytes:
             SecretBox(settings.secret_key or dev_secret_key(settings.data_dir)),
             settings,
         )
-        channel = await ops.show_channel(channel_id)
-        return await ops.export_agent(str(channel["agent"]))
+        channel = await ops.channels.show_channel(channel_id)
+        return await ops.agents.export_agent(channel.agent)
     except Refused as exc:
         raise SystemExit(f"omnibot: {exc}") from None
     finally:
@@ -226,9 +226,7 @@ async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
 
 
 async def _clean_up(settings: Settings) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect_robust(settings.amqp_url)
+    connection = await amqp.connect(settings.amqp_url, name="omnibot-replay-clean-up")
     try:
         async with connection.channel() as channel:
             await delete_topology(channel, Topology.build(settings.amqp_namespace, settings.chat_partitions))

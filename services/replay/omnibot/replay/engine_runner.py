@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from omnibot.dialog import engine
-from omnibot.dialog.agent import Agent
-from omnibot.dialog.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, removed_bot_label
+from omnibot.agents import engine
+from omnibot.agents.agent import Agent
+from omnibot.agents.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, removed_bot_label
 from omnibot.replay.external import ExternalScript
 from omnibot.replay.scenario import load_scenario_agent, masked_output
 from omnibot.replay.transcript import (
@@ -160,5 +160,5 @@ def removes_bot_label(
     call: engine.CallExternal, result: engine.ExternalResult, chat_id: str, bot_label: object
 ) -> bool:
     """Whether a successful request took the bot label off this chat's case, the seed's way; the
-    dialog service then hands the chat to an operator (omnibot.dialog.handoff decides for both)."""
+    dialog service then hands the chat to an operator (omnibot.agents.handoff decides for both)."""
     return removed_bot_label(call, result, OMNIDESK_DOMAIN, chat_id, label_id(bot_label)) is not None

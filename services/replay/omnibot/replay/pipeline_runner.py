@@ -33,7 +33,7 @@ import msgspec
 from pymongo import AsyncMongoClient
 
 from omnibot.admin.operations import Management
-from omnibot.dialog.handoff import reason_of
+from omnibot.agents.handoff import reason_of
 from omnibot.replay.external import load_script
 from omnibot.replay.scenario import agent_document, masked_output
 from omnibot.replay.transcript import (
@@ -90,21 +90,22 @@ async def set_up_channel(
     try:
         box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
         ops = Management(client[settings.mongodb_db], box, settings)
-        imported = await ops.import_agent(msgspec.json.encode(agent), publish=True)
-        channel = await ops.create_channel(
-            title=f"replay {imported['name']}",
+        imported = await ops.agents.import_agent(msgspec.json.encode(agent), publish=True)
+        channel = await ops.channels.create_channel(
+            title=f"replay {imported.name}",
             domain=sandbox_url,
             api_key=sandbox_state.api_key,
             email=sandbox_state.bot_email,
-            agent=imported["name"],
+            agent=imported.name,
             activate=True,
             bot_label_id=sandbox_state.bot_label_id,
         )
     finally:
         await client.close()
-    if not channel["active"]:
-        raise RuntimeError(f"the replay channel did not activate: {channel.get('checks')}")
-    return channel
+    if not channel.active:
+        raise RuntimeError(f"the replay channel did not activate: {channel.checks}")
+    data: dict[str, Any] = msgspec.to_builtins(channel)
+    return data
 
 
 async def add_rules(session: aiohttp.ClientSession, sandbox_url: str, webhook_url: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from omnibot.dialog.handoff import reason_of
+from omnibot.agents.handoff import reason_of
 from omnibot.replay.transcript import (
     HEADER_TAG,
     BotLine,

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from omnibot.dialog.agent import Agent, load_agent
+from omnibot.agents.agent import Agent, load_agent
 from omnibot.replay.transcript import (
     EXTERNAL_PLACEHOLDER,
     BotLine,

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from omnibot.admin.console.context import console_of, render, visitor_of
 from omnibot.admin.console.render import SECURITY_HEADERS
-from omnibot.admin.console.views.common import change, or_none
+from omnibot.admin.console.views.common import change, data, or_none
 from omnibot.admin.operations import Refused
 from omnibot.admin.schemas import MAX_PAGE
 from omnibot.agents.graph import build_graph, render_svg
@@ -46,9 +46,9 @@ def slot_problems(problems: list[str]) -> list[tuple[str | None, str]]:
 
 async def _list_page(request: web.Request, **extra: Any) -> web.Response:
     ops = console_of(request).management
-    agents = (await ops.list_agents(limit=MAX_PAGE))["items"]
+    agents = data(await ops.agents.list_agents(limit=MAX_PAGE))["items"]
     for agent in agents:
-        agent["versions"] = (await ops.list_agent_versions(agent["name"], limit=MAX_PAGE))["items"]
+        agent["versions"] = data(await ops.agents.list_agent_versions(agent["name"], limit=MAX_PAGE))["items"]
         agent["path"] = agent_path(agent["name"])
     status = int(extra.pop("status", 200))
     context = {
@@ -78,7 +78,7 @@ async def import_agent(request: web.Request) -> web.Response:
     if len(raw) > MAX_FILE_BYTES:
         return await _list_page(request, problems=[(None, "the file is larger than 2 MB")], status=413)
     try:
-        result = await console_of(request).management.import_agent(raw, publish=publish)
+        result = data(await console_of(request).management.agents.import_agent(raw, publish=publish))
     except Refused as exc:
         return await _list_page(request, problems=slot_problems(exc.problems), status=422)
     await console_of(request).audit.record(
@@ -102,7 +102,7 @@ async def import_agent(request: web.Request) -> web.Response:
 async def show_agent(request: web.Request) -> web.StreamResponse:
     ops = console_of(request).management
     name = _name(request)
-    agent = await or_none(ops.show_agent(name))
+    agent = await or_none(ops.agents.show_agent(name))
     if agent is None:
         raise web.HTTPNotFound()
     raise web.HTTPSeeOther(agent_path(name, agent["published_version"] or agent["latest_version"]))
@@ -111,11 +111,11 @@ async def show_agent(request: web.Request) -> web.StreamResponse:
 async def _version_or_404(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     ops = console_of(request).management
     name, version = _name(request), _version(request)
-    agent = await or_none(ops.show_agent(name))
-    exported = await or_none(ops.export_agent(name, version)) if agent else None
+    agent = await or_none(ops.agents.show_agent(name))
+    exported = await or_none(ops.agents.export_agent(name, version)) if agent else None
     if agent is None or exported is None or version < 1:
         raise web.HTTPNotFound()
-    versions = (await ops.list_agent_versions(name, limit=MAX_PAGE))["items"]
+    versions = data(await ops.agents.list_agent_versions(name, limit=MAX_PAGE))["items"]
     return agent, {"versions": versions, "version": version}, exported
 
 
@@ -165,7 +165,7 @@ async def publish_version(request: web.Request) -> web.StreamResponse:
             request,
             "agent.publish",
             f"{name} v{version}",
-            console_of(request).management.publish_agent(name, version),
+            console_of(request).management.agents.publish_agent(name, version),
         )
     except Refused as exc:
         if exc.code == "not_found":

@@ -20,7 +20,7 @@ from msgspec import UNSET
 from omnibot.admin.console import reservation
 from omnibot.admin.console.context import console_of, render, visitor_of
 from omnibot.admin.console.forms import CHANNEL_FIELDS, ChannelForm, FormProblems, by_field
-from omnibot.admin.console.views.common import change, channel_id, notice, or_none
+from omnibot.admin.console.views.common import change, channel_id, data, notice, or_none
 from omnibot.admin.operations import Refused
 from omnibot.admin.schemas import MAX_PAGE, ChannelChanges
 
@@ -49,19 +49,20 @@ CHECK_TITLES = {
 
 
 async def _agents(request: web.Request) -> list[str]:
-    page = await console_of(request).management.list_agents(limit=MAX_PAGE)
+    page = data(await console_of(request).management.agents.list_agents(limit=MAX_PAGE))
     return [a["name"] for a in page["items"]]
 
 
 async def _channel(request: web.Request) -> dict[str, Any]:
-    found = await or_none(console_of(request).management.show_channel(channel_id(request)))
+    found = await or_none(console_of(request).management.channels.show_channel(channel_id(request)))
     if found is None:
         raise web.HTTPNotFound()
-    return found
+    chosen: dict[str, Any] = found
+    return chosen
 
 
 async def list_channels(request: web.Request) -> web.Response:
-    page = await console_of(request).management.list_channels(limit=MAX_PAGE)
+    page = data(await console_of(request).management.channels.list_channels(limit=MAX_PAGE))
     return render(request, "channels.html", {"channels": page["items"], "notice": notice(request)})
 
 
@@ -71,7 +72,7 @@ async def choose_type(request: web.Request) -> web.Response:
 
 async def new_omnidesk(request: web.Request) -> web.Response:
     console = console_of(request)
-    channel, secret = await console.management.reserve_channel()
+    channel, secret = await console.management.channels.reserve_channel()
     sealed = reservation.seal(
         console.box, reservation.Reservation(channel_id=channel, secret=secret, issued_at=time.time())
     )
@@ -96,7 +97,7 @@ async def _creation_panel(
             "form": form,
             "problems": problems,
             "sealed": sealed,
-            "webhook_url": console.management.webhook_url_for(channel, secret),
+            "webhook_url": console.management.channels.webhook_url_for(channel, secret),
             "agents": await _agents(request),
         },
         status=status,
@@ -121,7 +122,7 @@ async def create_omnidesk(request: web.Request) -> web.StreamResponse:
             request,
             "channel.create_activate" if activate else "channel.create",
             str(reserved.channel_id),
-            console.management.create_channel(
+            console.management.channels.create_channel(
                 title=form.title or "New channel",
                 domain=form.domain,
                 api_key=form.api_key,
@@ -210,7 +211,7 @@ async def edit_channel(request: web.Request) -> web.Response:
             request,
             "channel.update",
             str(channel["id"]),
-            console.management.update_channel(channel["id"], changes),
+            console.management.channels.update_channel(channel["id"], changes),
             detail="api key replaced" if form.api_key.strip() else "",
         )
     except Refused as exc:
@@ -232,7 +233,7 @@ async def edit_channel(request: web.Request) -> web.Response:
 async def activate_channel(request: web.Request) -> web.Response:
     cid = channel_id(request)
     result = await change(
-        request, "channel.activate", str(cid), console_of(request).management.activate_channel(cid)
+        request, "channel.activate", str(cid), console_of(request).management.channels.activate_channel(cid)
     )
     return await _channel_page(request, result, checks=result.get("checks") or [])
 
@@ -240,7 +241,10 @@ async def activate_channel(request: web.Request) -> web.Response:
 async def deactivate_channel(request: web.Request) -> web.StreamResponse:
     cid = channel_id(request)
     await change(
-        request, "channel.deactivate", str(cid), console_of(request).management.deactivate_channel(cid)
+        request,
+        "channel.deactivate",
+        str(cid),
+        console_of(request).management.channels.deactivate_channel(cid),
     )
     raise web.HTTPSeeOther(f"/channels/{cid}?notice=deactivated")
 
@@ -248,7 +252,10 @@ async def deactivate_channel(request: web.Request) -> web.StreamResponse:
 async def rotate_secret(request: web.Request) -> web.StreamResponse:
     cid = channel_id(request)
     await change(
-        request, "channel.rotate_secret", str(cid), console_of(request).management.rotate_webhook_secret(cid)
+        request,
+        "channel.rotate_secret",
+        str(cid),
+        console_of(request).management.channels.rotate_webhook_secret(cid),
     )
     raise web.HTTPSeeOther(f"/channels/{cid}?notice=rotated")
 
@@ -264,7 +271,7 @@ async def delete_channel(request: web.Request) -> web.StreamResponse:
         request,
         "channel.delete",
         str(cid),
-        console_of(request).management.delete_channel(cid),
+        console_of(request).management.channels.delete_channel(cid),
         detail=channel["title"],
     )
     raise web.HTTPSeeOther("/channels?notice=deleted")

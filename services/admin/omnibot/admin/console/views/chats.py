@@ -12,7 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from omnibot.admin.console.context import console_of, render
-from omnibot.admin.console.views.common import PAGE_SIZE, change, channel_id, offset, or_none, pager
+from omnibot.admin.console.views.common import PAGE_SIZE, change, channel_id, data, offset, or_none, pager
 from omnibot.admin.schemas import MAX_PAGE
 
 WITHIN = {"1h": 3600, "1d": 86400, "7d": 7 * 86400}
@@ -36,7 +36,7 @@ def shown_variables(variables: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def list_chats(request: web.Request) -> web.Response:
     ops = console_of(request).management
-    channels = (await ops.list_channels(limit=MAX_PAGE))["items"]
+    channels = data(await ops.channels.list_channels(limit=MAX_PAGE))["items"]
     context: dict[str, Any] = {
         "channels": channels,
         "channel": None,
@@ -56,8 +56,10 @@ async def list_chats(request: web.Request) -> web.Response:
     within = request.query.get("within", "")
     within = within if within in WITHIN else ""
     since = time.time() - WITHIN[within] if within else None
-    page = await ops.list_chats(
-        chosen["id"], owner=owner or None, updated_since=since, limit=PAGE_SIZE, offset=offset(request)
+    page = data(
+        await ops.chats.list_chats(
+            chosen["id"], owner=owner or None, updated_since=since, limit=PAGE_SIZE, offset=offset(request)
+        )
     )
     query = f"channel={chosen['id']}&owner={owner}&within={within}"
     context.update(
@@ -68,16 +70,17 @@ async def list_chats(request: web.Request) -> web.Response:
 
 async def _chat(request: web.Request) -> dict[str, Any]:
     found = await or_none(
-        console_of(request).management.show_chat(channel_id(request), request.match_info["chat_id"])
+        console_of(request).management.chats.show_chat(channel_id(request), request.match_info["chat_id"])
     )
     if found is None:
         raise web.HTTPNotFound()
-    return found
+    chosen: dict[str, Any] = found
+    return chosen
 
 
 async def show_chat(request: web.Request) -> web.Response:
     chat = await _chat(request)
-    channel = await or_none(console_of(request).management.show_channel(chat["channel_id"]))
+    channel = await or_none(console_of(request).management.channels.show_channel(chat["channel_id"]))
     return render(
         request,
         "chat.html",
@@ -93,7 +96,10 @@ async def show_chat(request: web.Request) -> web.Response:
 async def transfer_chat(request: web.Request) -> web.StreamResponse:
     cid, chat = channel_id(request), request.match_info["chat_id"]
     await change(
-        request, "chat.transfer", f"{cid}:{chat}", console_of(request).management.transfer_chat(cid, chat)
+        request,
+        "chat.transfer",
+        f"{cid}:{chat}",
+        console_of(request).management.chats.transfer_chat(cid, chat),
     )
     raise web.HTTPSeeOther(chat_path(cid, chat))
 
@@ -101,6 +107,6 @@ async def transfer_chat(request: web.Request) -> web.StreamResponse:
 async def return_chat(request: web.Request) -> web.StreamResponse:
     cid, chat = channel_id(request), request.match_info["chat_id"]
     await change(
-        request, "chat.return", f"{cid}:{chat}", console_of(request).management.resume_chat(cid, chat)
+        request, "chat.return", f"{cid}:{chat}", console_of(request).management.chats.resume_chat(cid, chat)
     )
     raise web.HTTPSeeOther(chat_path(cid, chat))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
 from omnibot.admin.console.context import console_of, visitor_of
@@ -37,18 +38,25 @@ def offset(request: web.Request) -> int:
     return int(raw) if raw.isdigit() and int(raw) < 10_000_000 else 0
 
 
-async def change(request: web.Request, action: str, target: str, call: Awaitable[T], detail: str = "") -> T:
+def data(value: Any) -> Any:
+    """An operation's typed answer as plain data for the templates (bytes stay bytes)."""
+    return value if isinstance(value, bytes) else msgspec.to_builtins(value)
+
+
+async def change(
+    request: web.Request, action: str, target: str, call: Awaitable[Any], detail: str = ""
+) -> Any:
     """Run a changing operation and put it in the audit log under the signed-in user's name."""
-    result = await call
+    result = data(await call)
     user = visitor_of(request).user
     await console_of(request).audit.record(user.email if user else "?", action, target, detail)
     return result
 
 
-async def or_none(call: Awaitable[T]) -> T | None:
-    """The operation's answer, or None when it refused with not_found."""
+async def or_none(call: Awaitable[Any]) -> Any:
+    """The operation's answer (as plain data), or None when it refused with not_found."""
     try:
-        return await call
+        return data(await call)
     except Refused as exc:
         if exc.code == "not_found":
             return None

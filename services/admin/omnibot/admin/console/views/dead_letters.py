@@ -10,7 +10,7 @@ from aiohttp import web
 from omnibot.admin.console.context import console_of, render, visitor_of
 from omnibot.admin.console.render import iso_seconds
 from omnibot.admin.console.views.chats import chat_path
-from omnibot.admin.console.views.common import PAGE_SIZE, change, offset, pager
+from omnibot.admin.console.views.common import PAGE_SIZE, change, data, offset, pager
 from omnibot.admin.operations import Refused
 
 MAX_SELECTED = 500
@@ -19,7 +19,7 @@ MAX_SELECTED = 500
 async def list_dead_letters(request: web.Request, *, notice: str = "", problem: str = "") -> web.Response:
     ops = console_of(request).management
     try:
-        page = await ops.list_dead_letters(limit=PAGE_SIZE, offset=offset(request))
+        page = data(await ops.dead_letters.list_dead_letters(limit=PAGE_SIZE, offset=offset(request)))
     except Refused as exc:
         if exc.code != "unavailable":
             raise
@@ -69,6 +69,6 @@ async def replay(request: web.Request) -> web.Response:
         request,
         "dead_letters.replay",
         "all" if ids is None else ",".join(ids)[:300],
-        console_of(request).management.replay_dead_letters(ids),
+        console_of(request).management.dead_letters.replay_dead_letters(ids),
     )
     return await list_dead_letters(request, notice=visitor.t("Re-driven: {n}.", n=len(result["replayed"])))

@@ -15,12 +15,12 @@ async def overview(request: web.Request) -> web.Response:
     today = await console.stats.today(time.time())
     dead: int | None
     try:
-        dead = (await console.management.list_dead_letters(limit=1))["total"]
+        dead = (await console.management.dead_letters.list_dead_letters(limit=1)).total
     except Refused:
         dead = None  # RabbitMQ is not reachable: say so rather than fail the page
-    channels = await console.management.list_channels(limit=1)
+    channels = await console.management.channels.list_channels(limit=1)
     return render(
         request,
         "overview.html",
-        {"today": today, "dead": dead, "has_channels": channels["total"] > 0},
+        {"today": today, "dead": dead, "has_channels": channels.total > 0},
     )

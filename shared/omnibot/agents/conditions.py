@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from omnibot.dialog.templates import MISSING, lookup, render_value
+from omnibot.agents.templates import MISSING, lookup, render_value
 
 OPS: Final = frozenset({"eq", "ne", "contains", "matches", "exists", "gt", "gte", "lt", "lte", "in"})
 _COMPARE_KEYS: Final = frozenset({"var", "op", "value"})

@@ -5,8 +5,12 @@ Shared by the dialog service and the replay runners, so both recognise the same 
 
 from __future__ import annotations
 
-from omnibot.dialog import engine
+from collections.abc import Sequence
+from typing import Protocol
 
+from omnibot.agents import engine
+
+SUMMARY_LINES = 6  # the customer's last messages quoted in the note for the operator
 MAX_EXTERNAL_CALLS_PER_TURN = 10  # a turn making more requests than this is given up
 
 # How the note for the operator says why the bot handed over (and how to read it back).
@@ -52,3 +56,37 @@ def removed_bot_label(
     if bot_label in removed or (isinstance(kept, list) and bot_label not in {label_id(x) for x in kept}):
         return bot_label
     return None
+
+
+class SaidLine(Protocol):
+    """A line of a chat's transcript, as much of it as the note for the operator needs."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def transfer_summary(recent: Sequence[SaidLine], variables: dict[str, object], reason: str) -> str:
+    """A short note for the operator: why, what the customer said last, what the agent collected."""
+    parts = [f"omnibot: the chat is handed to an operator ({reason})."]
+    said = [line.text for line in recent if line.role == "customer"][-SUMMARY_LINES:]
+    if said:
+        parts.append("Last customer messages:")
+        parts.extend(f"- {_clip(text)}" for text in said)
+    collected = {
+        k: v
+        for k, v in variables.items()
+        if not k.startswith(("client_", "channel_")) and v not in ("", None)
+    }
+    if collected:
+        parts.append(
+            "Collected: " + ", ".join(f"{k}={_clip(str(v), 60)}" for k, v in sorted(collected.items()))
+        )
+    return "\n".join(parts)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -7,9 +7,8 @@ No I/O, no clock, no randomness: `now` and the runtime variables come in as para
 ids are counted in the state, so the same inputs always give the same outputs and a recorded
 conversation can be replayed exactly. The input state is never modified.
 
-The engine also owns the pure text helpers of the Omnidesk channel: splitting the attachment
-block off a customer message, rendering a button menu as a numbered list, and recognising a reply
-to it.
+The text helpers of the Omnidesk channel it uses (the attachment block, numbered menus) are in
+`omnibot.agents.chat_text`.
 
 An agent must never hang a chat: a turn that runs more than `max_slots_per_turn` slots without
 waiting, that reaches a slot that does not exist, or that fails in any slot, has none of its
@@ -18,18 +17,16 @@ effects emitted; instead the customer gets the apology and the chat is transferr
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import msgspec
 
-from omnibot.dialog.agent import (
+from omnibot.agents.agent import (
     RUNTIME_PINNED,
     Agent,
     AttachmentSlot,
-    Button,
     ButtonMenuSlot,
     ConditionSlot,
     EndSlot,
@@ -41,8 +38,9 @@ from omnibot.dialog.agent import (
     TextSlot,
     TransferSlot,
 )
-from omnibot.dialog.conditions import compile_pattern, evaluate
-from omnibot.dialog.templates import MISSING, render, render_value, resolve_path
+from omnibot.agents.chat_text import match_button, parse_client_message, render_menu
+from omnibot.agents.conditions import compile_pattern, evaluate
+from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 # -- events -----------------------------------------------------------------------------------------
 
@@ -386,74 +384,3 @@ def pending_call(agent: Agent, state: ChatState, now: datetime, ctx: TurnContext
 
 def _kind(slot: Slot) -> str:
     return str(slot.__struct_config__.tag)
-
-
-# -- text helpers of the Omnidesk channel -----------------------------------------------------------
-
-_ATTACHMENTS_HEADER: Final = "вложенные файлы:"
-_SEPARATOR: Final = re.compile(r"[—–\-_=]{3,}")
-_NUMBER_REPLY: Final = re.compile(r"(\d+)\s*[.)]?")
-_NUMBERED_TITLE: Final = re.compile(r"(\d+)\s*[.)]\s*(.+)", re.DOTALL)
-
-
-def parse_client_message(text: str) -> tuple[str, list[str]]:
-    """Split a customer message into its text and the urls of its attachment block.
-
-    Omnidesk appends files as `{text}\\n—————\\nВложенные файлы:\\n{url}\\n{url}`. The text comes
-    back stripped; a message that is only files gives "". Tolerates \\r\\n, a missing separator
-    line, blank lines and surrounding spaces. A message without a block is returned as it is
-    (stripped), with no urls.
-    """
-    if "ложенные" not in text and "ЛОЖЕННЫЕ" not in text:  # fast path: no block
-        return text.strip(), []
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    for i in range(len(lines) - 1, -1, -1):
-        if lines[i].strip().lower() != _ATTACHMENTS_HEADER:
-            continue
-        rest = [line.strip() for line in lines[i + 1 :] if line.strip()]
-        if not all(_looks_like_url(line) for line in rest):
-            return text.strip(), []  # words after the header: the customer wrote it themselves
-        body = lines[:i]
-        while body and not body[-1].strip():
-            body.pop()
-        if body and _SEPARATOR.fullmatch(body[-1].strip()):
-            body.pop()
-        return "\n".join(body).strip(), rest
-    return text.strip(), []
-
-
-def _looks_like_url(line: str) -> bool:
-    return line.startswith(("http://", "https://")) and " " not in line
-
-
-def _title(button: Button | str) -> str:
-    return button if isinstance(button, str) else button.title
-
-
-def render_menu(text: str, buttons: Sequence[Button | str]) -> str:
-    """A button menu as Omnidesk can show it: the text, then the buttons as a numbered list."""
-    items = [f"{i}. {_title(b)}" for i, b in enumerate(buttons, 1)]
-    return "\n".join([text, *items] if text.strip() else items)
-
-
-def match_button(reply: str, buttons: Sequence[Button | str]) -> int | None:
-    """The index of the button a reply chooses, or None.
-
-    Accepts the number (`2`, `2.`, `2)`, ` 2 `), the title (case-insensitive, trimmed), or a line
-    copied from the menu (`2. Оператор`) when number and title agree.
-    """
-    reply = reply.strip()
-    titles = [_title(b).strip().casefold() for b in buttons]
-    number = _NUMBER_REPLY.fullmatch(reply)
-    if number is not None:
-        index = int(number.group(1)) - 1
-        return index if 0 <= index < len(titles) else None
-    wanted = reply.casefold()
-    if wanted in titles:
-        return titles.index(wanted)
-    copied = _NUMBERED_TITLE.fullmatch(reply)
-    if copied is not None:
-        index = int(copied.group(1)) - 1
-        if 0 <= index < len(titles) and titles[index] == copied.group(2).strip().casefold():
-            return index
-    return None

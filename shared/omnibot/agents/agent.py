@@ -17,7 +17,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from omnibot.dialog import conditions
+from omnibot.agents import conditions
 
 FORMAT: Final = "omnibot/agent@1"
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")

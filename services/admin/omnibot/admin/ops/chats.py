@@ -1,0 +1,162 @@
+"""Chats: show, list, and handing a chat to an operator and back by hand.
+
+Transfer and resume write the chat record the way dialog does: a conditional commit on the record's
+version (read again when dialog wrote first), actions staged in the outbox before publishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+
+from omnibot.admin.ops.context import Context, Refused, broker_refusal
+from omnibot.admin.ops.views import chat_summary, chat_view, page
+from omnibot.admin.schemas import DEFAULT_PAGE, MAX_PAGE, ChatSummary, ChatView, Page
+from omnibot.admin.validation import page_problems
+from omnibot.agents.handoff import transfer_summary
+from omnibot.shared import amqp
+from omnibot.shared.chats import ChatRecord, TranscriptLine
+from omnibot.shared.errors import TransientError
+from omnibot.shared.messages import TransferToOperator, chat_key, encoder, outbound_decoder
+
+log = logging.getLogger(__name__)
+
+MAX_CHAT_CONFLICTS = 5
+TRANSCRIPT_LINES = 200
+MAX_TRANSCRIPT_LINES = 10_000
+
+
+class ChatOperations:
+    def __init__(self, context: Context) -> None:
+        self._ctx = context
+
+    async def show_chat(
+        self, channel_id: int, chat_id: str, *, transcript: int = TRANSCRIPT_LINES
+    ) -> ChatView:
+        """`transcript`: how many of the last transcript lines (0 to 10000)."""
+        if not 0 <= transcript <= MAX_TRANSCRIPT_LINES:
+            raise Refused("invalid", [f"transcript: must be between 0 and {MAX_TRANSCRIPT_LINES} lines"])
+        record = await self._ctx.require_chat(channel_id, chat_id)
+        lines = await self._ctx.chats.transcript(record.key, limit=transcript) if transcript else []
+        return chat_view(record, lines)
+
+    async def list_chats(
+        self,
+        channel_id: int,
+        *,
+        owner: str | None = None,
+        updated_since: float | None = None,
+        limit: int = DEFAULT_PAGE,
+        offset: int = 0,
+    ) -> Page[ChatSummary]:
+        """A channel's chats, most recently updated first."""
+        problems = page_problems(limit, offset, max_limit=MAX_PAGE)
+        if owner not in (None, "bot", "operator"):
+            problems.append("owner: must be bot or operator")
+        if problems:
+            raise Refused("invalid", problems)
+        await self._ctx.require_channel(channel_id)
+        records, total = await self._ctx.store.chats(
+            channel_id, owner=owner, updated_since=updated_since, limit=limit, offset=offset
+        )
+        return page([chat_summary(r) for r in records], total, limit, offset)
+
+    async def transfer_chat(self, channel_id: int, chat_id: str) -> ChatView:
+        """Hand the chat to a human by hand, as the agent's transfer slot does.
+
+        A transfer action goes through the chat's outbox to egress, which leaves the operator a
+        note, removes the bot label and sets the channel's transfer status and group; the chat is
+        the operator's at once, so the bot says nothing more. Without the label change, dialog
+        would see the bot label still on the case and take the chat straight back. A chat already
+        with an operator is left as it is.
+        """
+        channel = await self._ctx.require_channel(channel_id)
+        publisher = await self._outbound_publisher()
+        try:
+            for _ in range(MAX_CHAT_CONFLICTS):
+                record = await self._ctx.require_chat(channel_id, chat_id)
+                if record.owner == "operator":
+                    return await self.show_chat(channel_id, record.chat_id)
+                recent = await self._ctx.chats.transcript(record.key, limit=20)
+                variables = dict((record.state or {}).get("variables") or {})
+                seq = record.out_seq + 1
+                action = TransferToOperator(
+                    action_id=f"{record.channel_id}:{record.chat_id}:{seq}",
+                    channel_id=record.channel_id,
+                    chat_id=record.chat_id,
+                    seq=seq,
+                    created_at=time.time(),
+                    summary=transfer_summary(recent, variables, "an administrator handed it over"),
+                    label_id=None,  # egress uses the channel's bot label (its id, or found by title)
+                )
+                earlier = [outbound_decoder.decode(encoder.encode(p)) for p in record.pending]
+                changed = msgspec.structs.replace(
+                    record,
+                    owner="operator",
+                    version=record.version + 1,
+                    out_seq=seq,
+                    transfer_seq=seq,
+                    bot_label_id=channel.bot_label_id,
+                    pending=[*record.pending, msgspec.to_builtins(action)],
+                )
+                if not await self._ctx.chats.commit(changed, record.version):
+                    continue  # dialog wrote first: read again
+                await self._note(changed, "handed to an operator by hand")
+                # Like dialog, publish what the outbox holds: earlier actions may have been published
+                # already (egress drops duplicates by seq), then the transfer.
+                actions = [msgspec.structs.replace(a, maybe_duplicate=True) for a in earlier] + [action]
+                try:
+                    for outbound in actions:
+                        await publisher.publish(
+                            chat_key(outbound.channel_id, outbound.chat_id),
+                            encoder.encode(outbound),
+                            message_id=outbound.action_id,
+                        )
+                except TransientError as exc:
+                    # Committed: the outbox keeps the action, and dialog publishes it with the
+                    # chat's next message. The bot is silent in the meantime either way.
+                    log.warning("hand transfer of chat %s waits in its outbox: %s", changed.key, exc)
+                else:
+                    await self._ctx.chats.clear_pending(changed.key, changed.version)
+                return await self.show_chat(channel_id, record.chat_id)
+        finally:
+            await publisher.close()
+        raise Refused("conflict", ["the chat kept changing while it was being updated; try again"])
+
+    async def resume_chat(self, channel_id: int, chat_id: str) -> ChatView:
+        """Hand the chat back to the bot as a fresh session: the next message starts the agent.
+
+        A chat that is the bot's already is left as it is, so asking twice changes nothing (and
+        writes no second transcript line). Nothing changes in Omnidesk: if the channel's rules only
+        send cases carrying the bot label, put the label back on the case (which alone also hands
+        the chat back to the bot).
+        """
+        for _ in range(MAX_CHAT_CONFLICTS):
+            record = await self._ctx.require_chat(channel_id, chat_id)
+            if record.owner == "bot":
+                return await self.show_chat(channel_id, record.chat_id)
+            # out_seq stays (egress orders a chat's actions by it), and so does the outbox (pending).
+            changed = msgspec.structs.replace(
+                record, owner="bot", state={}, turn_event="", transfer_seq=0, version=record.version + 1
+            )
+            if await self._ctx.chats.commit(changed, record.version):
+                await self._note(changed, "handed back to the bot by hand")
+                return await self.show_chat(channel_id, record.chat_id)
+        raise Refused("conflict", ["the chat kept changing while it was being updated; try again"])
+
+    async def _note(self, record: ChatRecord, text: str) -> None:
+        """A system line in the transcript, at the seq of the version this write took (dialog's
+        turns number their lines from the versions after it)."""
+        line = TranscriptLine(
+            chat=record.key, seq=record.version * 1000, role="system", text=f"[{text}]", at=time.time()
+        )
+        await self._ctx.chats.append_transcript([line])
+
+    async def _outbound_publisher(self) -> amqp.Publisher:
+        broker, connection = await self._ctx.connect()
+        try:
+            return await amqp.Publisher.open(connection, broker.topology.outbound)
+        except Exception as exc:  # noqa: BLE001 - aio-pika raises many kinds; the broker is the cause
+            raise broker_refusal(exc) from None

@@ -1,0 +1,1 @@
+"""Outbound HTTP to urls omnibot does not control: the network policy and the safe HTTP client."""
