@@ -3,6 +3,7 @@ a selection, or all of them."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -14,14 +15,16 @@ from omnibot.admin.console.views.common import PAGE_SIZE, change, data, offset, 
 from omnibot.admin.operations import Refused
 
 MAX_SELECTED = 500
+BROKER_WAIT_S = 10.0
 
 
 async def list_dead_letters(request: web.Request, *, notice: str = "", problem: str = "") -> web.Response:
     ops = console_of(request).management
     try:
-        page = data(await ops.dead_letters.list_dead_letters(limit=PAGE_SIZE, offset=offset(request)))
-    except Refused as exc:
-        if exc.code != "unavailable":
+        async with asyncio.timeout(BROKER_WAIT_S):  # a broker that does not answer: say so, soon
+            page = data(await ops.dead_letters.list_dead_letters(limit=PAGE_SIZE, offset=offset(request)))
+    except (Refused, TimeoutError) as exc:
+        if isinstance(exc, Refused) and exc.code != "unavailable":
             raise
         return render(
             request,
