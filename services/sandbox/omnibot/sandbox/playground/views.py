@@ -100,6 +100,7 @@ class CaseView:
     customer_lines: list[LineView]  # what the customer sees: no notes
     operator_lines: list[LineView]  # everything, notes marked
     labels: list[LabelView]
+    bot_label_title: str
     responsible: str
     webhooks: list[WebhookView]
     calls: list[CallView]
@@ -282,6 +283,7 @@ def case_view(state: SandboxState, case_id: int, clocks: Clocks) -> CaseView | N
         customer_lines=[line for line in lines if not line.note],
         operator_lines=lines,
         labels=labels,
+        bot_label_title=next((label.title for label in labels if label.is_bot_label), "the bot label"),
         responsible=_responsible(state, case),
         webhooks=_webhooks(state, case_id),
         calls=_calls(state, case_id, clocks),
