@@ -23,13 +23,14 @@ import aiohttp
 import msgspec
 from pymongo import AsyncMongoClient
 
-from bench.common import bench_settings, free_port, machine, mongo
+from bench.common import bench_settings, machine, mongo
 from omnibot.admin.audit import MongoAuditLog
 from omnibot.admin.operations import Management
 from omnibot.admin.service import serve_admin
 from omnibot.admin.users import MongoUserStore
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.crypto import SecretBox
+from omnibot.shared.devmongo import free_port
 from omnibot.shared.settings import Settings
 
 AGENT = Path(__file__).resolve().parent.parent / "examples" / "agents" / "support-demo.json"

@@ -23,8 +23,10 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
 from tests.conftest import free_port
-from tests.harness import FIXTURES, ServiceTask, running_sandbox
+from tests.harness import FIXTURES
 
 ADMIN = ("lead@example.com", "admin-password-1")
 VIEWER = ("watcher@example.com", "viewer-password-1")

@@ -108,7 +108,8 @@ async def test_a_post_without_the_csrf_token_is_refused(page: Page, console: Con
     finally:
         await client.close()
     await sign_in(page, console)
-    for form in ({}, {"_csrf": "forged-token-forged-token-forged"}):
+    forms: list[dict[str, str | float | bool]] = [{}, {"_csrf": "forged-token-forged-token-forged"}]
+    for form in forms:
         answer = await page.request.post(
             console.at("/agents/pipeline-demo/versions/1/publish"), form=form, max_redirects=0
         )
