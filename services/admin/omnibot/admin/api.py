@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from omnibot.admin.audit import AuditEntry, MongoAuditLog
 from omnibot.admin.openapi import AGENT_FILE, OPENAPI_DOCUMENT, Endpoint, Handler, Param, build_openapi
 from omnibot.admin.operations import Management, Refused
+from omnibot.admin.ops.status import StatusView
 from omnibot.admin.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -266,6 +267,10 @@ def _channel_id(request: web.Request) -> int:
 
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "alive"})
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(await _ops(request).status.status())
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -689,6 +694,14 @@ ENDPOINTS: list[Endpoint] = [
         ChatView,
         params=(_CHANNEL, _CHAT),
         errors=(404, 409),
+    ),
+    Endpoint(
+        "GET",
+        f"{PREFIX}/status",
+        status,
+        "Replicas alive per role, partition owners, queue depths, dead letters, channels, Omnidesk errors",
+        "operations",
+        StatusView,
     ),
     # dead letters and secrets
     Endpoint(

@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.launcher.queues import add_commands as add_queue_commands
 
     add_queue_commands(sub)
+    from omnibot.launcher.status import add_commands as add_status_command
+
+    add_status_command(sub)
     return parser
 
 
