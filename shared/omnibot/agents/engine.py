@@ -39,7 +39,8 @@ from omnibot.agents.agent import (
     TransferSlot,
 )
 from omnibot.agents.chat_text import match_button, parse_client_message, render_menu
-from omnibot.agents.conditions import compile_pattern, evaluate
+from omnibot.agents.conditions import evaluate
+from omnibot.agents.patterns import search
 from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 # -- events -----------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ class _Turn:
                 else:
                     self.run(slot.fallback if slot.fallback is not None else slot.id)
             case InputSlot():
-                if slot.pattern is not None and compile_pattern(slot.pattern).search(text) is None:
+                if slot.pattern is not None and not search(slot.pattern, text):
                     self.say(slot.retry_text or slot.text)  # keep waiting in this slot
                     return
                 self.set_var(slot.variable, text)
