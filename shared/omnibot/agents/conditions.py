@@ -104,12 +104,12 @@ def warnings(cond: Any, where: str = "if") -> list[str]:
     if "not" in cond:
         found += warnings(cond["not"], f"{where}.not")
     value = cond.get("value")
-    if cond.get("op") == "matches" and isinstance(value, str) and _is_template(value):
-        if cond.get("template") is not True:
-            found.append(
-                f"`{where}.value`: a `matches` pattern is literal, `{{{{...}}}}` in it is not "
-                'rendered; to build the pattern from variables add `"template": true`'
-            )
+    literal = cond.get("template") is not True
+    if cond.get("op") == "matches" and isinstance(value, str) and _is_template(value) and literal:
+        found.append(
+            f"`{where}.value`: a `matches` pattern is literal, `{{{{...}}}}` in it is not "
+            'rendered; to build the pattern from variables add `"template": true`'
+        )
     return found
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from omnibot.agents import limits, taint
 from omnibot.agents.agent import (
     RUNTIME_PINNED,
     Agent,
@@ -125,7 +126,31 @@ Effect = Reply | SendFile | CallExternal | Transfer | SessionEnded
 def step(
     agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
 ) -> tuple[ChatState, list[Effect]]:
-    """Run one turn of `agent` for a chat: the new state and the effects, in order."""
+    """Run one turn of `agent` for a chat: the new state and the effects, in order.
+
+    Secret-derived values are concealed in all it returns but the external calls
+    (`omnibot.agents.taint`); a turn over a size bound (`omnibot.agents.limits`) gives up."""
+    secrets = taint.secret_values(ctx.runtime)
+    if state is not None and secrets:
+        state = msgspec.structs.replace(state, variables=taint.reveal(state.variables, secrets))
+    new_state, effects = _step(agent, state, event, now, ctx)
+    if (problem := limits.state_problem(new_state.variables)) is not None:
+        new_state.variables = dict(state.variables) if state is not None else {}
+        new_state, effects = _give_up(new_state, ctx, "error", problem)
+    if secrets:
+        new_state.variables = taint.conceal(new_state.variables, secrets)
+        effects = [e if isinstance(e, CallExternal) else _conceal_effect(e, secrets) for e in effects]
+    return new_state, effects
+
+
+def _conceal_effect(effect: Effect, secrets: taint.Secrets) -> Effect:
+    fields = {f: taint.conceal(getattr(effect, f), secrets) for f in effect.__struct_fields__}
+    return msgspec.structs.replace(effect, **fields)
+
+
+def _step(
+    agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
+) -> tuple[ChatState, list[Effect]]:
     st = ChatState() if state is None else msgspec.structs.replace(state, variables=dict(state.variables))
     if isinstance(event, ExternalResult):
         if st.waiting != "external" or event.request_id != st.pending_request_id:
@@ -140,6 +165,10 @@ def step(
         turn.handle(event)
     except _AbortTurnError as abort:
         return _give_up(st, ctx, abort.reason, abort.detail)
+    except limits.OutputTooLarge as exc:
+        # The chat keeps the variables it had: what overflowed must not be saved either.
+        st.variables = dict(state.variables) if state is not None else {}
+        return _give_up(st, ctx, "error", f"slot {turn.current!r}: {exc}")
     except Exception as exc:  # noqa: BLE001 -- whatever failed, the chat must reach a human
         return _give_up(st, ctx, "error", f"slot {turn.current!r}: {type(exc).__name__}: {exc}")
     return st, turn.effects
@@ -185,6 +214,7 @@ class _Turn:
         self.env = env
 
     def set_var(self, name: str, value: Any) -> None:
+        limits.check_variable(name, value)
         self.st.variables[name] = value
         if name not in RUNTIME_PINNED:
             self.env[name] = value
@@ -203,6 +233,7 @@ class _Turn:
         if template:
             text = render(template, self.env)
             if text.strip():
+                limits.check_message(text)
                 self.effects.append(Reply(text))
 
     # -- events
@@ -295,6 +326,7 @@ class _Turn:
             case ButtonMenuSlot():
                 titles = [render(b.title, self.env) for b in slot.buttons]
                 text = render_menu(render(slot.text, self.env), titles)
+                limits.check_message(text)
                 if text:
                     self.effects.append(Reply(text))
                 st.slot, st.waiting = slot.id, "reply"
@@ -375,7 +407,8 @@ def pending_call(agent: Agent, state: ChatState, now: datetime, ctx: TurnContext
     slot = agent.slot(state.slot)
     if not isinstance(slot, ExternalRequestSlot):
         return None
-    turn = _Turn(agent, msgspec.structs.replace(state, variables=dict(state.variables)), ctx, now)
+    variables = taint.reveal(dict(state.variables), taint.secret_values(ctx.runtime))
+    turn = _Turn(agent, msgspec.structs.replace(state, variables=variables), ctx, now)
     turn._build_env()
     try:
         return turn.render_call(slot, state.pending_request_id)

@@ -35,6 +35,7 @@ from omnibot.shared import amqp_connection
 from omnibot.shared.backoff import backoff_delay
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
+from omnibot.shared.masking import mask_text
 from omnibot.shared.topology import DELIVERY_COUNT_HEADER, DELIVERY_LIMIT, Stage, retry_tier_ms
 
 log = logging.getLogger(__name__)
@@ -353,7 +354,7 @@ class StageConsumer:
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, attempt: int) -> None:
         log.error("dead-lettering: %s", reason)
         headers = {
-            "x-error": reason[:2000],
+            "x-error": mask_text(reason)[:2000],  # dead letters are shown and exported
             ATTEMPT_HEADER: attempt,
             "x-dead-at": time.time(),
             "x-stage": self._stage.name,
