@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 
-from omnibot.sandbox.api import parse_paging, render_case, render_page, rfc2822
 from omnibot.sandbox.state import (
     MAX_FILE_BYTES,
     ApiError,
@@ -22,6 +21,7 @@ from omnibot.sandbox.state import (
     check_file_sizes,
     page_slice,
 )
+from omnibot.sandbox.wire import parse_paging, render_case, render_page, rfc2822
 
 BASE = "http://sandbox.test"
 

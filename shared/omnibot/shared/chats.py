@@ -5,7 +5,8 @@ ids of recently processed inbound messages. The transcript lives in its own coll
 document per line, so a chat with 10,000 messages loads as fast as a new one.
 
 Writes are optimistic: a commit names the version it read and fails if another writer got there
-first, so two workers can never both apply a turn to the same state.
+first, so two workers can never both apply a turn to the same state. The rules every writer follows
+(versions, the outbox, ownership, transcript numbering) are in `omnibot.shared.chat_record`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import msgspec
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from omnibot.shared.messages import OutboundAction
 from omnibot.shared.mongo import Document
 
 Owner = Literal["bot", "operator"]
+Role = Literal["customer", "bot", "system"]
 RECENT_INBOUND_KEPT = 50
 
 
@@ -33,7 +36,7 @@ class ChatRecord(msgspec.Struct, kw_only=True):
     state: dict[str, Any] = {}  # the engine's ChatState as plain data
     version: int = 0  # optimistic concurrency: incremented by every commit
     out_seq: int = 0  # the last outbound sequence number handed out
-    pending: list[dict[str, Any]] = []  # outbound actions committed but not known to be published
+    pending: list[OutboundAction] = []  # the outbox: actions committed but not known to be published
     recent_inbound: list[str] = []  # ids of the last processed inbound messages (redelivery check)
     turn_event: str = ""  # the inbound message whose turn waits on an external request, if any
     last_customer_message_id: int = 0  # the newest Omnidesk message of the customer taken (confirm mode)
@@ -48,7 +51,7 @@ class ChatRecord(msgspec.Struct, kw_only=True):
 class TranscriptLine(msgspec.Struct, kw_only=True, frozen=True):
     chat: str
     seq: int  # ordering within the chat: turn version * 1000 + index
-    role: Literal["customer", "bot", "system"]
+    role: Role
     text: str
     at: float
 

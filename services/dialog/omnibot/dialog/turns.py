@@ -43,26 +43,27 @@ from omnibot.agents.handoff import (
 )
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.inbox import CustomerText
-from omnibot.dialog.outbox import build_actions, transcript_lines
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
+from omnibot.shared.chat_record import (
+    Publish,
+    build_actions,
+    hand_back,
+    hand_to_operator,
+    next_version,
+    publish_outbox,
+    stage,
+    transcript_lines,
+)
 from omnibot.shared.chats import RECENT_INBOUND_KEPT, ChatRecord, ChatStore
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.deliveries import DeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.logs import bind
-from omnibot.shared.messages import (
-    InboundMessage,
-    OutboundAction,
-    TransferToOperator,
-    chat_key,
-    encoder,
-    outbound_decoder,
-)
+from omnibot.shared.messages import InboundMessage, OutboundAction, TransferToOperator, chat_key
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[OutboundAction], Awaitable[None]]
 Fetch = Callable[[engine.CallExternal], Awaitable[engine.ExternalResult]]
 
 MAX_COMMIT_CONFLICTS = 5
@@ -142,7 +143,7 @@ class TurnRunner:
         if record is None:
             record = await self._new_chat(channel, inbound, now)
         expected = record.version
-        record = _next_version(record)
+        record = next_version(record)
         if texts and self._inbound_mode == "webhook":
             record.recent_fingerprints = _fingerprints(
                 record.recent_fingerprints, inbound.fingerprint, now, self._dedup_window_s
@@ -151,9 +152,7 @@ class TurnRunner:
         if record.owner == "operator":
             if await self._handed_back(channel, record):
                 log.info("the case carries the bot label again: the chat is back with the bot")
-                record.owner, record.transfer_seq = "bot", 0
-                if self._return_to_bot == "restart":
-                    record.state = {}
+                hand_back(record, restart=self._return_to_bot == "restart")
             else:
                 return await self._stay_silent(record, expected, inbound, texts, now)
         if not texts:
@@ -170,7 +169,7 @@ class TurnRunner:
                 if index == 0:
                     return False
                 raise TransientError("the chat changed between two messages of one webhook")
-            expected, record = committed.version, _next_version(committed)
+            expected, record = committed.version, next_version(committed)
             if committed.owner == "operator" and index < len(texts) - 1:
                 # Handed over mid-webhook: the rest of the customer's words are for the human.
                 rest = texts[index + 1 :]
@@ -285,7 +284,7 @@ class TurnRunner:
         )
         expected = record.version
         committed = await self._run(
-            channel, _next_version(record), expected, inbound, agent, ctx, state, [result], None, now, False
+            channel, next_version(record), expected, inbound, agent, ctx, state, [result], None, now, False
         )
         if committed is None:
             raise TransientError("the chat changed while resuming an interrupted turn")
@@ -315,13 +314,13 @@ class TurnRunner:
             call = next((e for e in effects if isinstance(e, engine.CallExternal)), None)
             actions = await self._actions(channel, record, state, effects, now)
             record.state = msgspec.to_builtins(state)
-            record.out_seq += len(actions)
-            record.pending = [msgspec.to_builtins(a) for a in actions]
+            stage(record, actions)
             transfer = next((a for a in actions if isinstance(a, TransferToOperator)), None)
             if transfer is not None:
-                record.owner, record.transfer_seq = "operator", transfer.seq
-                record.bot_label_id = (
-                    transfer.label_id if transfer.label_id is not None else channel.bot_label_id
+                hand_to_operator(
+                    record,
+                    transfer_seq=transfer.seq,
+                    bot_label_id=transfer.label_id if transfer.label_id is not None else channel.bot_label_id,
                 )
             if call is None:
                 record.turn_event = ""
@@ -334,8 +333,7 @@ class TurnRunner:
                     return None
                 raise TransientError("the chat changed during an external request")
             first_commit = False
-            await self._publish_all(actions)
-            await self._chats.clear_pending(record.key, record.version)
+            await publish_outbox(self._chats, record, self._publish)
             await self._chats.append_transcript(
                 transcript_lines(
                     record.key, record.version, [] if customer_text is None else [customer_text], actions, now
@@ -348,11 +346,11 @@ class TurnRunner:
             label = removed_bot_label(call, result, channel.domain, record.chat_id, bot_label)
             now = self._clock()
             expected = record.version
-            record = _next_version(record)
+            record = next_version(record)
             if label is not None:
                 # The seed's way: the agent removed the bot label itself. The case is the operator's.
                 log.info("the agent's external request removed the bot label: the chat goes to an operator")
-                record.owner, record.transfer_seq, record.bot_label_id = "operator", 0, label
+                hand_to_operator(record, transfer_seq=0, bot_label_id=label)
             events = [result]
             customer_text = None
         raise PermanentError("the turn made too many external requests")
@@ -393,16 +391,10 @@ class TurnRunner:
             label_id=label_id(state.variables.get("bot_label_id"), channel.bot_label_id),
         )
 
-    async def _publish_all(self, actions: list[OutboundAction]) -> None:
-        for action in actions:
-            await self._publish(action)
-
     async def _publish_pending(self, record: ChatRecord) -> None:
         # Committed by a turn that may have died before publishing: publish again, marked so.
-        actions = [outbound_decoder.decode(encoder.encode(p)) for p in record.pending]
-        log.warning("republishing %d outbound actions of an interrupted turn", len(actions))
-        await self._publish_all([msgspec.structs.replace(a, maybe_duplicate=True) for a in actions])
-        await self._chats.clear_pending(record.key, record.version)
+        log.warning("republishing %d outbound actions of an interrupted turn", len(record.pending))
+        await publish_outbox(self._chats, record, self._publish, earlier=len(record.pending))
 
     def _context(self, channel: Channel, inbound: InboundMessage, record: ChatRecord) -> engine.TurnContext:
         return engine.TurnContext(
@@ -425,10 +417,6 @@ class TurnRunner:
             "channel_visitor_phone": visitor.phone,
             "channel_visitor_login": visitor.login,
         }
-
-
-def _next_version(record: ChatRecord) -> ChatRecord:
-    return msgspec.structs.replace(record, version=record.version + 1, pending=[])
 
 
 def _remember(recent: list[str], event_id: str) -> list[str]:

@@ -1,50 +1,42 @@
-"""The sandbox account's Omnidesk REST API, in Omnidesk's wire format (omnidesk-api.md §1-2).
+"""The sandbox account's Omnidesk REST API: the `/api/*.json` routes and what every request passes.
 
-Owns: the `/api/*.json` routes, the public attachment downloads, the middleware every request
-outside `/sandbox` passes (request log, outage, per-minute rate limit, scripted faults, HTTP Basic
-auth, JSON errors), and the wire rendering of staff, labels, cases and messages (control.py reuses it).
+Owns: the handlers of staff, labels, cases, messages and notes, the public attachment downloads,
+and the middleware every request of the Omnidesk side passes (request log, outage, per-minute
+rate limit, scripted faults, HTTP Basic auth, JSON errors). The wire shapes are in wire.py,
+reading uploaded and fetched files in uploads.py.
 
 Choices where public material is silent, each made here and nowhere else (GUESS):
-- paging values out of range answer 400 `incorrect_page` / `incorrect_limit`;
 - a refused rate limit is 429 `rate_limit_exceeded` with a `retry_after` header (whole seconds);
 - bodies must be `application/json` or, for messages and notes, `multipart/form-data`;
-- a message `staff_id` other than the authenticated staff member answers 400 `incorrect_staff_id`;
-- `attachment_urls` are fetched by the sandbox, like Omnidesk does, with the same size limits.
+- a message `staff_id` other than the authenticated staff member answers 400 `incorrect_staff_id`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import mimetypes
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
-from pathlib import PurePosixPath
-from typing import Any, TypeVar
+from typing import Any
 
-import aiohttp
 import msgspec
 from aiohttp import hdrs, web
-from aiohttp.multipart import BodyPartReader
 from aiohttp.typedefs import Handler
-from yarl import URL
 
+from omnibot.sandbox.http import (
+    answer_errors,
+    base_url,
+    decode_json,
+    error_response,
+    is_control_path,
+    json_response,
+)
 from omnibot.sandbox.rules import RuleRunner
 from omnibot.sandbox.state import (
-    MAX_FILE_BYTES,
-    MAX_MESSAGE_FILES_BYTES,
     ApiError,
-    Attachment,
     Case,
     CaseStatus,
     FaultResponse,
-    Label,
-    Message,
     NewFile,
     RateDecision,
     RecordedFile,
@@ -54,208 +46,25 @@ from omnibot.sandbox.state import (
     check_file_sizes,
     page_slice,
 )
+from omnibot.sandbox.uploads import fetch_files, read_form
+from omnibot.sandbox.wire import (
+    DEFAULT_LIMIT,
+    parse_basic_auth,
+    parse_paging,
+    render_case,
+    render_label,
+    render_message,
+    render_page,
+    render_staff,
+)
 
-S = TypeVar("S")
-
-CONTROL_PREFIX = "/sandbox"
 API_PREFIX = "/api/"
-DEFAULT_LIMIT = 100
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"
-MAX_PAGE = 500
-_MAX_FIELD_BYTES = 1024 * 1024
-_CHUNK = 64 * 1024
-_FETCH_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# Omnidesk answers with Moscow-time RFC-2822 stamps ("Mon, 05 May 2014 00:15:17 +0300").
-_MSK = timezone(timedelta(hours=3))
 # `message[content]`, `message[attachments][0]`, `note[content_html]` ...
 _FORM_FIELD = re.compile(r"^(?P<root>\w+)\[(?P<key>\w+)\](?:\[(?P<index>\d*)\])?$")
 
 AUTH_STAFF: web.RequestKey[Staff] = web.RequestKey("sandbox_auth_staff", Staff)
 RECORD: web.RequestKey[RecordedRequest] = web.RequestKey("sandbox_record", RecordedRequest)
-
-
-# --- wire rendering (pure) ----------------------------------------------------------------------
-
-
-def rfc2822(timestamp: float | None) -> str:
-    """Omnidesk's timestamp format; "-" for never (e.g. `closed_at` of an open case)."""
-    if timestamp is None:
-        return "-"
-    return format_datetime(datetime.fromtimestamp(timestamp, _MSK))
-
-
-def render_staff(member: Staff) -> dict[str, Any]:
-    return {
-        "staff_id": member.staff_id,
-        "staff_email": member.email,
-        "staff_full_name": member.full_name,
-        "staff_signature": "",
-        "staff_signature_chat": "",
-        "thumbnail": "",
-        "active": member.active,
-        "status": "online" if member.active else "offline",  # deprecated by Omnidesk; status_id rules
-        "status_id": member.status_id,
-        "created_at": rfc2822(member.created_at),
-        "updated_at": rfc2822(member.updated_at),
-    }
-
-
-def render_label(label: Label) -> dict[str, Any]:
-    return {"label_id": label.label_id, "label_title": label.title}
-
-
-def render_attachment(attachment: Attachment) -> dict[str, Any]:
-    return {
-        "file_id": attachment.file_id,
-        "file_name": attachment.file_name,
-        "file_size": attachment.file_size,
-        "mime_type": attachment.mime_type,
-        "url": attachment.url,
-    }
-
-
-def render_message(message: Message) -> dict[str, Any]:
-    return {
-        "message_id": message.message_id,
-        "user_id": message.user_id,
-        "staff_id": message.staff_id,
-        "content": message.content,
-        "content_html": message.content_html,
-        "attachments": [render_attachment(a) for a in message.attachments],
-        "note": message.note,
-        "sent_via_rule": message.sent_via_rule,
-        "created_at": rfc2822(message.created_at),
-        "sent_at": rfc2822(message.created_at),
-    }
-
-
-def render_case(case: Case) -> dict[str, Any]:
-    """The full field set of omnidesk-api.md §2.1."""
-    closing_speed: int | str = "-"
-    if case.closed_at is not None:
-        closing_speed = round((case.closed_at - case.created_at) / 60)
-    return {
-        "case_id": case.case_id,
-        "case_number": case.case_number,
-        "subject": case.subject,
-        "user_id": case.user_id,
-        "staff_id": case.staff_id,
-        "group_id": case.group_id,
-        "status": case.status,
-        "priority": case.priority,
-        "channel": case.channel,
-        "recipient": "",
-        "cc_emails": "",
-        "bcc_emails": "",
-        "deleted": False,
-        "spam": False,
-        "created_at": rfc2822(case.created_at),
-        "closed_at": rfc2822(case.closed_at),
-        "updated_at": rfc2822(case.updated_at),
-        "last_response_at": rfc2822(case.last_response_at),
-        "closing_speed": closing_speed,
-        "language_id": 1,
-        "custom_fields": {},
-        "labels": list(case.labels),
-        "locked_labels": [],
-        "rating": "-",
-        "rating_comment": "",
-        "rated_staff_id": 0,
-    }
-
-
-def render_page(root: str, objects: list[dict[str, Any]], total: int) -> dict[str, Any]:
-    """Omnidesk's list shape: `{"0": {root: {...}}, "1": ..., "total_count": N}`, not an array."""
-    body: dict[str, Any] = {str(n): {root: obj} for n, obj in enumerate(objects)}
-    body["total_count"] = total
-    return body
-
-
-def _bounded_int(raw: str | None, *, default: int, low: int, high: int, code: str) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, code) from None
-    if not low <= value <= high:
-        raise ApiError(400, code)
-    return value
-
-
-def parse_paging(query: Mapping[str, str]) -> tuple[int, int]:
-    """`page` (1..500) and `limit` (1..100, default 100)."""
-    page = _bounded_int(query.get("page"), default=1, low=1, high=MAX_PAGE, code="incorrect_page")
-    limit = _bounded_int(
-        query.get("limit"), default=DEFAULT_LIMIT, low=1, high=DEFAULT_LIMIT, code="incorrect_limit"
-    )
-    return page, limit
-
-
-def parse_basic_auth(header: str) -> tuple[str, str] | None:
-    """`(login, password)` of an HTTP Basic `Authorization` header, None if it is not one."""
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    login, colon, password = decoded.partition(":")
-    return (login, password) if colon else None
-
-
-def guess_mime(name: str) -> str:
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-# --- HTTP helpers shared with control.py --------------------------------------------------------
-
-
-def json_response(body: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
-    # msgspec writes UTF-8 as is (no \u escapes), like a person reading the sandbox would expect.
-    return web.Response(
-        body=msgspec.json.encode(body), status=status, content_type="application/json", headers=headers
-    )
-
-
-def error_response(
-    status: int, code: str, *, detail: str = "", headers: Mapping[str, str] | None = None
-) -> web.Response:
-    body = {"error": code, "detail": detail} if detail else {"error": code}
-    return json_response(body, status=status, headers=headers)
-
-
-async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Run the handler; refusals and routing misses become Omnidesk-style JSON errors."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, detail=exc.detail)
-    except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
-        return error_response(404, "not_found")
-    except web.HTTPException as exc:
-        return error_response(exc.status, re.sub(r"\W+", "_", exc.reason.lower()).strip("_"))
-
-
-async def decode_json(request: web.Request, kind: type[S], *, require_json_type: bool = True) -> S:
-    """The body decoded into `kind`; numbers given as strings are accepted (`strict=False`)."""
-    if require_json_type and request.content_type != "application/json":
-        raise ApiError(400, "content_type_not_supported", detail="send application/json")
-    raw = await request.read()
-    try:
-        return msgspec.json.decode(raw or b"null", type=kind, strict=False)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_request", detail=str(exc)) from None
-
-
-def base_url(request: web.Request, state: SandboxState) -> str:
-    """Where this sandbox is reachable for whoever asked (the base of attachment urls)."""
-    return state.public_url or f"{request.scheme}://{request.host}"
-
-
-def is_control_path(path: str) -> bool:
-    return path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/")
 
 
 def _path_int(request: web.Request, name: str, not_found: str) -> int:
@@ -338,45 +147,25 @@ def _form_int(raw: str | None, code: str) -> int | None:
         raise ApiError(400, code) from None
 
 
-async def _read_part(part: BodyPartReader, limit: int, code: str) -> bytes:
-    """Read a multipart part, refusing as soon as it exceeds `limit` (never buffering more)."""
-    data = bytearray()
-    while chunk := await part.read_chunk(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise ApiError(400, code)
-    return bytes(data)
-
-
 async def _read_multipart(request: web.Request, root: str) -> _Draft:
     """`root[content]`, `root[content_html]`, `root[staff_id]`, `root[attachments][N]` files."""
     record = request[RECORD]
-    reader = await request.multipart()
+    form = await read_form(request)
     draft = _Draft()
     fields: dict[str, str] = {}
-    files_total = 0
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            raise ApiError(400, "invalid_multipart")
-        name = part.name or ""
-        match = _FORM_FIELD.match(name)
-        ours = match is not None and match["root"] == root
-        if part.filename is not None:
-            limit = min(MAX_FILE_BYTES, MAX_MESSAGE_FILES_BYTES - files_total)
-            data = await _read_part(part, limit, "file_too_large")
-            files_total += len(data)
-            declared = part.headers.get(hdrs.CONTENT_TYPE, "").split(";")[0].strip()
-            mime = (
-                declared if declared and declared != "application/octet-stream" else guess_mime(part.filename)
-            )
-            record.files.append(RecordedFile(field=name, name=part.filename, size=len(data), mime_type=mime))
-            # A file under any other name is ignored, as Omnidesk would: tests see it in the log only.
-            if ours and match is not None and match["key"] == "attachments":
-                draft.files.append(NewFile(name=part.filename, content=data, mime_type=mime))
-            continue
-        text = (await _read_part(part, _MAX_FIELD_BYTES, "field_too_large")).decode(part.get_charset("utf-8"))
+    for item in form.files:
+        new = item.file
+        record.files.append(
+            RecordedFile(field=item.field, name=new.name, size=len(new.content), mime_type=new.mime_type)
+        )
+        match = _FORM_FIELD.match(item.field)
+        # A file under any other name is ignored, as Omnidesk would: tests see it in the log only.
+        if match is not None and match["root"] == root and match["key"] == "attachments":
+            draft.files.append(new)
+    for name, text in form.fields:
         record.form[name] = text
-        if ours and match is not None:
+        match = _FORM_FIELD.match(name)
+        if match is not None and match["root"] == root:
             if match["key"] == "attachment_urls":
                 draft.attachment_urls.append(text)
             elif match["index"] is None:
@@ -386,28 +175,6 @@ async def _read_multipart(request: web.Request, root: str) -> _Draft:
     draft.content = fields.get("content", "")
     draft.content_html = fields.get("content_html", "")
     return draft
-
-
-async def _fetch_files(urls: list[str]) -> list[NewFile]:
-    """Download `attachment_urls` the way Omnidesk does, with the same limits."""
-    files: list[NewFile] = []
-    try:
-        async with aiohttp.ClientSession(timeout=_FETCH_TIMEOUT) as session:
-            for url in urls:
-                async with session.get(url) as response:
-                    if response.status != 200:
-                        raise ApiError(400, "attachment_url_unreachable", detail=f"{url}: {response.status}")
-                    data = bytearray()
-                    async for chunk in response.content.iter_chunked(_CHUNK):
-                        data += chunk
-                        if len(data) > MAX_FILE_BYTES:
-                            raise ApiError(400, "file_too_large")
-                name = PurePosixPath(URL(url).path).name or "file"
-                mime = response.content_type if response.content_type != "application/octet-stream" else ""
-                files.append(NewFile(name=name, content=bytes(data), mime_type=mime or guess_mime(name)))
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise ApiError(400, "attachment_url_unreachable", detail=str(exc)) from None
-    return files
 
 
 def _rate_headers(response: web.StreamResponse, decision: RateDecision | None) -> web.StreamResponse:
@@ -658,7 +425,7 @@ class OmnideskApi:
             )
         if not (draft.content or draft.content_html or draft.files or draft.attachment_urls):
             raise ApiError(400, "content_required")
-        files = draft.files + await _fetch_files(draft.attachment_urls)
+        files = draft.files + await fetch_files(draft.attachment_urls)
         check_file_sizes(len(f.content) for f in files)
         return staff.staff_id, draft, files
 

@@ -1,8 +1,8 @@
 """Composition root of the Omnidesk sandbox: builds the aiohttp application and serves it.
 
-`build_app` wires the state, the rule runner (opened and closed with the app), the Omnidesk API
-and the control API; `run_sandbox` serves it until cancelled. Tests use `build_app` in process;
-`omnibot sandbox` and docker compose use `run_sandbox`.
+`build_app` wires the state, the rule runner (opened and closed with the app), the Omnidesk API,
+the control API and the playground page; `run_sandbox` serves it until cancelled. Tests use
+`build_app` in process; `omnibot sandbox` and docker compose use `run_sandbox`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from aiohttp import web
 
 from omnibot.sandbox.api import OmnideskApi
 from omnibot.sandbox.control import SandboxControl
+from omnibot.sandbox.playground.routes import Playground
 from omnibot.sandbox.rules import RuleRunner
 from omnibot.sandbox.state import MAX_MESSAGE_FILES_BYTES, SandboxState
 
@@ -41,6 +42,7 @@ def build_app(state: SandboxState | None = None) -> web.Application:
     rules = RuleRunner(state)
     omnidesk = OmnideskApi(state, rules)
     control = SandboxControl(state, rules)
+    playground = Playground(state, rules)
     # Each middleware only acts on its own side (control: /sandbox; omnidesk: everything else).
     app = web.Application(
         middlewares=[control.middleware, omnidesk.middleware], client_max_size=CLIENT_MAX_SIZE
@@ -48,9 +50,11 @@ def build_app(state: SandboxState | None = None) -> web.Application:
     app[SANDBOX_STATE] = state
     app[RULE_RUNNER] = rules
     app.on_shutdown.append(omnidesk.on_shutdown)
+    app.on_shutdown.append(playground.events.on_shutdown)
     app.cleanup_ctx.append(_rule_runner_ctx)
     app.add_routes(omnidesk.routes())
     app.add_routes(control.routes())
+    app.add_routes(playground.routes())
     return app
 
 
@@ -64,7 +68,7 @@ async def run_sandbox(host: str, port: int, state: SandboxState | None = None) -
         await site.start()
         sandbox = app[SANDBOX_STATE]
         log.info(
-            "Omnidesk sandbox on http://%s:%s (bot staff %s, label %s; GET /sandbox shows the credentials)",
+            "Omnidesk sandbox on http://%s:%s (the playground page is there; bot staff %s, label %s)",
             host,
             port,
             sandbox.bot_email,

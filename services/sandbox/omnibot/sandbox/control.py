@@ -3,7 +3,8 @@
 Owns: playing the customer (which fires the rules), registering rules, scripting faults, timed
 outages of the whole API and the rate limit, managing staff, switching API variants, reading cases,
 waiting for the bot, the request and webhook logs, resetting; and `GET /files/{name}?size=N`, public
-files of any size for egress to download. JSON in and out, no auth (the sandbox is a local
+files of any size for egress to download. JSON in and out (the customer's message may also be
+multipart, with files, as the playground's form sends it), no auth (the sandbox is a local
 stand-in, never an exposed service).
 """
 
@@ -19,19 +20,8 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from omnibot.sandbox.api import (
-    answer_errors,
-    base_url,
-    decode_json,
-    guess_mime,
-    is_control_path,
-    json_response,
-    render_case,
-    render_label,
-    render_message,
-    render_staff,
-)
-from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner
+from omnibot.sandbox.http import answer_errors, base_url, decode_json, is_control_path, json_response
+from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner, is_webhook_url
 from omnibot.sandbox.state import (
     MAX_MESSAGE_FILES_BYTES,
     ApiError,
@@ -43,6 +33,8 @@ from omnibot.sandbox.state import (
     SandboxState,
     check_file_sizes,
 )
+from omnibot.sandbox.uploads import read_form
+from omnibot.sandbox.wire import guess_mime, render_case, render_label, render_message, render_staff
 
 MAX_WAIT_S = 300.0
 MAX_DEMO_FILE_BYTES = 2 * MAX_MESSAGE_FILES_BYTES  # enough to test every size limit
@@ -174,6 +166,34 @@ def _decode_files(files: list[_CustomerFile]) -> list[NewFile]:
             NewFile(name=file.name, content=content, mime_type=file.mime_type or guess_mime(file.name))
         )
     return decoded
+
+
+def _form_number(raw: str | None, name: str) -> int | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, f"incorrect_{name}") from None
+
+
+async def _customer_from_form(request: web.Request) -> tuple[_CustomerMessage, list[NewFile]]:
+    """The customer's message as a browser form sends it: `text`, `case_id`, `name`, `email`,
+    `phone`, `user_id` and files under any field name (an empty file input sends a nameless part)."""
+    form = await read_form(request)
+    user = _CustomerUser(
+        user_id=_form_number(form.first("user_id"), "user_id"),
+        email=form.first("email") or "",
+        name=form.first("name") or "",
+        phone=form.first("phone") or "",
+    )
+    body = _CustomerMessage(
+        case_id=_form_number(form.first("case_id"), "case_id"), text=form.first("text") or "", user=user
+    )
+    files = [item.file for item in form.files if item.file.name or item.file.content]
+    for file in files:
+        file.name = file.name or "file"
+    return body, files
 
 
 def _render_outage(state: SandboxState, outage: Outage | None) -> dict[str, Any] | None:
@@ -309,7 +329,7 @@ class SandboxControl:
 
     async def add_rule(self, request: web.Request) -> web.Response:
         body: _RuleIn = await self._body(request, _RuleIn)
-        if not re.match(r"^https?://", body.webhook_url):
+        if not is_webhook_url(body.webhook_url):
             raise ApiError(400, "invalid_request", detail="webhook_url must be http(s)")
         rule = self._state.add_rule(
             webhook_url=body.webhook_url,
@@ -325,8 +345,11 @@ class SandboxControl:
 
     async def customer_message(self, request: web.Request) -> web.Response:
         """Play the customer; answer once the rules' webhooks were answered."""
-        body: _CustomerMessage = await self._body(request, _CustomerMessage)
-        files = _decode_files(body.files)
+        if request.content_type == "multipart/form-data":
+            body, files = await _customer_from_form(request)
+        else:
+            body = await self._body(request, _CustomerMessage)
+            files = _decode_files(body.files)
         if not body.text and not files:
             raise ApiError(400, "content_required")
         check_file_sizes(len(f.content) for f in files)

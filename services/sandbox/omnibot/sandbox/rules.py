@@ -7,7 +7,10 @@ Rule semantics, as the seed sets the account up:
 - "incoming" fires when a customer message creates a case; it also assigns the bot staff member
   and adds the bot label (the seed's incoming rule does both);
 - "changed" fires on a customer message in an existing case and on a change of the case's labels,
-  only while the case carries the bot label when `require_label` is set.
+  only while the case carries the bot label when `require_label` is set; set up like the incoming
+  rule, a label change it fires on also makes the bot responsible again (the label came back);
+- the seed's transfer rule: when the bot label leaves a case the bot is responsible for, the bot
+  stops being responsible and any available staff member takes the case.
 
 GUESS (omnidesk-api.md §3): Omnidesk substitutes placeholders into the body text; here they are
 substituted into the JSON strings, so a customer text with quotes cannot break the JSON. Unknown
@@ -94,6 +97,10 @@ def render_body(template: Any, values: Mapping[str, str]) -> Any:
     return template
 
 
+def is_webhook_url(url: str) -> bool:
+    return re.match(r"^https?://\S+$", url.strip()) is not None
+
+
 def changed_rules(state: SandboxState, case: Case) -> list[Rule]:
     """The "changed" rules whose label condition the case meets now."""
     has_label = state.bot_label_id in case.labels
@@ -164,9 +171,14 @@ class RuleRunner:
 
         `[case_description]` is then the customer's latest message (nothing new was written).
         """
-        rules = changed_rules(self._state, case)
+        state = self._state
+        if state.bot_label_id not in case.labels and case.staff_id == state.bot_staff_id:
+            state.apply_transfer_rule_actions(case.case_id)
+        rules = changed_rules(state, case)
         if not rules:
             return
+        if state.bot_label_id in case.labels and case.staff_id != state.bot_staff_id:
+            state.apply_incoming_rule_actions(case.case_id)
         customer = [m for m in case.messages if not m.note and m.user_id != 0]
         self._fire(case, rules, customer[-1] if customer else None)
 

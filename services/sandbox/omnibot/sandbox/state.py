@@ -261,8 +261,9 @@ class Fault:
 class FaultQueue:
     """Scripted answers for matching requests, consumed one per request in registration order."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self._faults: list[Fault] = []
+        self._on_change = on_change or (lambda: None)  # the account's change counter
 
     def add(
         self, *, method: str | None, path: str, responses: Sequence[FaultResponse], times: int = 1
@@ -275,6 +276,7 @@ class FaultQueue:
                 responses=deque(list(responses) * times),
             )
         )
+        self._on_change()
 
     def take(self, method: str, path: str) -> FaultResponse | None:
         for fault in self._faults:
@@ -283,6 +285,7 @@ class FaultQueue:
             response = fault.responses.popleft()
             if not fault.responses:
                 self._faults.remove(fault)
+            self._on_change()
             return response
         return None
 
@@ -291,6 +294,7 @@ class FaultQueue:
 
     def clear(self) -> None:
         self._faults.clear()
+        self._on_change()
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +368,7 @@ class SandboxState:
         self._filler_staff = filler_staff
         self._initial_rate_limit = rate_limit_per_minute
         self.rate_limiter = RateLimiter(rate_limit_per_minute, clock)
-        self.faults = FaultQueue()
+        self.faults = FaultQueue(on_change=self._changed)
         self.version = 0  # bumped on every change
         self._cond = asyncio.Condition()
         self._wake_task: asyncio.Task[None] | None = None
@@ -602,6 +606,39 @@ class SandboxState:
         if self.bot_label_id not in case.labels:
             case.labels.append(self.bot_label_id)
         self._changed()
+
+    def apply_transfer_rule_actions(self, case_id: int) -> None:
+        """What the seed's transfer rule does when the bot label leaves a case: the bot stops being
+        responsible, and any available staff member takes the case (nobody if none is)."""
+        case = self.find_case(case_id)
+        case.staff_id = next(
+            (s.staff_id for s in self.staff_list() if s.active and s.staff_id != self.bot_staff_id), 0
+        )
+        case.updated_at = self.wall_clock()
+        self._changed()
+
+    def operator_for(self, case_id: int) -> Staff:
+        """Who answers as "the operator" in the playground: the case's responsible staff member
+        unless that is the bot, else the first active staff member who is not the bot."""
+        case = self.find_case(case_id)
+        responsible = self.staff.get(case.staff_id)
+        if responsible is not None and responsible.staff_id != self.bot_staff_id and responsible.active:
+            return responsible
+        for member in self.staff_list():
+            if member.active and member.staff_id != self.bot_staff_id:
+                return member
+        raise ApiError(400, "no_operator", detail="the account has no active staff member but the bot")
+
+    def set_label(self, case_id: int, label_id: int, present: bool) -> bool:
+        """Put a label on the case or take it off, as a person does in Omnidesk's interface (so
+        whatever `delete_labels_supported` says about the API); return whether anything changed."""
+        case = self.find_case(case_id)
+        if label_id not in self.labels:
+            raise ApiError(404, "label_not_found")
+        if present == (label_id in case.labels):
+            return False
+        labels = [*case.labels, label_id] if present else [i for i in case.labels if i != label_id]
+        return self.edit_case(case_id, labels=labels)
 
     def _set_status(self, case: Case, status: CaseStatus) -> None:
         case.status = status

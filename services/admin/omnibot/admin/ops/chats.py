@@ -1,7 +1,8 @@
 """Chats: show, list, and handing a chat to an operator and back by hand.
 
-Transfer and resume write the chat record the way dialog does: a conditional commit on the record's
-version (read again when dialog wrote first), actions staged in the outbox before publishing.
+Transfer and resume write the chat record by the rules dialog follows (`omnibot.shared.chat_record`):
+a conditional commit on the record's version (read again when dialog wrote first), actions staged in
+the outbox before publishing.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 import logging
 import time
 
-import msgspec
-
 from omnibot.admin.ops.context import Context, Refused, broker_refusal
 from omnibot.admin.ops.views import chat_summary, chat_view, page
 from omnibot.admin.schemas import DEFAULT_PAGE, MAX_PAGE, ChatSummary, ChatView, Page
 from omnibot.admin.validation import page_problems
 from omnibot.agents.handoff import transfer_summary
-from omnibot.shared import amqp
-from omnibot.shared.chats import ChatRecord, TranscriptLine
+from omnibot.shared import amqp, chat_record
+from omnibot.shared.chats import ChatRecord
 from omnibot.shared.errors import TransientError
-from omnibot.shared.messages import TransferToOperator, chat_key, encoder, outbound_decoder
+from omnibot.shared.messages import OutboundAction, chat_key, encoder
 
 log = logging.getLogger(__name__)
 
@@ -81,45 +80,29 @@ class ChatOperations:
                     return await self.show_chat(channel_id, record.chat_id)
                 recent = await self._ctx.chats.transcript(record.key, limit=20)
                 variables = dict((record.state or {}).get("variables") or {})
-                seq = record.out_seq + 1
-                action = TransferToOperator(
-                    action_id=f"{record.channel_id}:{record.chat_id}:{seq}",
-                    channel_id=record.channel_id,
-                    chat_id=record.chat_id,
-                    seq=seq,
-                    created_at=time.time(),
-                    summary=transfer_summary(recent, variables, "an administrator handed it over"),
-                    label_id=None,  # egress uses the channel's bot label (its id, or found by title)
-                )
-                earlier = [outbound_decoder.decode(encoder.encode(p)) for p in record.pending]
-                changed = msgspec.structs.replace(
-                    record,
-                    owner="operator",
-                    version=record.version + 1,
-                    out_seq=seq,
-                    transfer_seq=seq,
-                    bot_label_id=channel.bot_label_id,
-                    pending=[*record.pending, msgspec.to_builtins(action)],
+                summary = transfer_summary(recent, variables, "an administrator handed it over")
+                # The outbox is kept: earlier actions may not have been published yet.
+                changed = chat_record.next_version(record, keep_outbox=True)
+                earlier = len(changed.pending)
+                action = chat_record.transfer_action(changed, summary=summary, now=time.time())
+                chat_record.stage(changed, [action])
+                chat_record.hand_to_operator(
+                    changed, transfer_seq=action.seq, bot_label_id=channel.bot_label_id
                 )
                 if not await self._ctx.chats.commit(changed, record.version):
                     continue  # dialog wrote first: read again
                 await self._note(changed, "handed to an operator by hand")
-                # Like dialog, publish what the outbox holds: earlier actions may have been published
-                # already (egress drops duplicates by seq), then the transfer.
-                actions = [msgspec.structs.replace(a, maybe_duplicate=True) for a in earlier] + [action]
+
+                async def publish(outbound: OutboundAction) -> None:
+                    key = chat_key(outbound.channel_id, outbound.chat_id)
+                    await publisher.publish(key, encoder.encode(outbound), message_id=outbound.action_id)
+
                 try:
-                    for outbound in actions:
-                        await publisher.publish(
-                            chat_key(outbound.channel_id, outbound.chat_id),
-                            encoder.encode(outbound),
-                            message_id=outbound.action_id,
-                        )
+                    await chat_record.publish_outbox(self._ctx.chats, changed, publish, earlier=earlier)
                 except TransientError as exc:
                     # Committed: the outbox keeps the action, and dialog publishes it with the
                     # chat's next message. The bot is silent in the meantime either way.
                     log.warning("hand transfer of chat %s waits in its outbox: %s", changed.key, exc)
-                else:
-                    await self._ctx.chats.clear_pending(changed.key, changed.version)
                 return await self.show_chat(channel_id, record.chat_id)
         finally:
             await publisher.close()
@@ -137,22 +120,15 @@ class ChatOperations:
             record = await self._ctx.require_chat(channel_id, chat_id)
             if record.owner == "bot":
                 return await self.show_chat(channel_id, record.chat_id)
-            # out_seq stays (egress orders a chat's actions by it), and so does the outbox (pending).
-            changed = msgspec.structs.replace(
-                record, owner="bot", state={}, turn_event="", transfer_seq=0, version=record.version + 1
-            )
+            changed = chat_record.next_version(record, keep_outbox=True)
+            chat_record.hand_back(changed, restart=True)
             if await self._ctx.chats.commit(changed, record.version):
                 await self._note(changed, "handed back to the bot by hand")
                 return await self.show_chat(channel_id, record.chat_id)
         raise Refused("conflict", ["the chat kept changing while it was being updated; try again"])
 
     async def _note(self, record: ChatRecord, text: str) -> None:
-        """A system line in the transcript, at the seq of the version this write took (dialog's
-        turns number their lines from the versions after it)."""
-        line = TranscriptLine(
-            chat=record.key, seq=record.version * 1000, role="system", text=f"[{text}]", at=time.time()
-        )
-        await self._ctx.chats.append_transcript([line])
+        await self._ctx.chats.append_transcript([chat_record.note_line(record, text, time.time())])
 
     async def _outbound_publisher(self) -> amqp.Publisher:
         broker, connection = await self._ctx.connect()

@@ -1,0 +1,1 @@
+"""The playground: the sandbox's own page, where a person plays the customer and the operator."""
