@@ -39,7 +39,7 @@ from omnibot.agents.agent import (
     TextSlot,
     TransferSlot,
 )
-from omnibot.agents.chat_text import match_button, parse_client_message, render_menu
+from omnibot.agents.chat_text import match_button, parse_client_message, render_menu, without_block
 from omnibot.agents.conditions import evaluate
 from omnibot.agents.patterns import search
 from omnibot.agents.templates import MISSING, render, render_value, resolve_path
@@ -49,6 +49,9 @@ from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 class CustomerMessage(msgspec.Struct, frozen=True, kw_only=True, tag="customer_message"):
     text: str  # the raw webhook text: may contain "\n—————\nВложенные файлы:\n<url>\n<url>"
+    # The message's files as Omnidesk's API lists them (INBOUND_MODE=confirm). None: taken from
+    # the block in `text`, which the customer can type themselves (webhook mode).
+    attachments: list[str] | None = None
 
 
 class ExternalResult(msgspec.Struct, frozen=True, kw_only=True, tag="external_result"):
@@ -240,13 +243,16 @@ class _Turn:
 
     def handle(self, event: Event) -> None:
         if isinstance(event, CustomerMessage):
-            self.on_message(event.text)
+            self.on_message(event.text, event.attachments)
         else:
             self.on_result(event)
 
-    def on_message(self, raw: str) -> None:
+    def on_message(self, raw: str, known_attachments: list[str] | None = None) -> None:
         st = self.st
-        text, attachments = parse_client_message(raw)
+        if known_attachments is None:
+            text, attachments = parse_client_message(raw)
+        else:
+            text, attachments = without_block(raw, known_attachments), list(known_attachments)
         new_session = st.slot is None or st.waiting == "none"
         if new_session:
             st.variables = dict(self.agent.variables)
