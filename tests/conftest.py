@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,14 +22,9 @@ from omnibot.shared.crypto import generate_key
 from omnibot.shared.devmongo import throwaway_server
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, delete_topology
+from omnibot.testkit.ports import free_port
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _docker_engine_answers() -> bool:
@@ -88,6 +82,9 @@ def settings(mongo_url: str, unique: str) -> Settings:
         omnidesk_timeout_s=3.0,
         external_request_allow_networks="127.0.0.0/8",
         shutdown_timeout_s=5.0,
+        # Never the default 9090: test processes (and other runs on this machine) would collide.
+        metrics_host="127.0.0.1",
+        metrics_port=0,
         data_dir=tempfile.mkdtemp(prefix="omnibot-data-"),
     )
 

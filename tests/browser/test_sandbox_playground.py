@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import FilePayload, Locator, Page, expect
 
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, chat_record, eventually, running_sandbox, setup_channel
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
+from tests.harness import chat_record, eventually, setup_channel
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -83,10 +85,10 @@ async def new_chat(page: Page, name: str) -> None:
     await page.get_by_role("button", name="New chat").click()
 
 
-async def customer_sends(page: Page, text: str, *, file: dict[str, Any] | None = None) -> None:
+async def customer_sends(page: Page, text: str, *, file: FilePayload | None = None) -> None:
     await page.get_by_label("Message", exact=True).fill(text)
     if file is not None:
-        await page.get_by_label("Attach file").set_input_files(files=[file])  # type: ignore[list-item]
+        await page.get_by_label("Attach file").set_input_files(files=[file])
     await page.get_by_role("button", name="Send", exact=True).click()
 
 
@@ -133,7 +135,8 @@ async def test_a_conversation_as_the_customer_with_a_file_reaching_the_agent(
     await expect(bot_bubbles(page)).to_have_count(3)
     await expect(bot_bubbles(page).nth(2)).to_contain_text("Пришлите файл")
 
-    await customer_sends(page, "Вот чек", file={"name": "чек.png", "mimeType": "image/png", "buffer": PNG})
+    receipt = FilePayload(name="чек.png", mimeType="image/png", buffer=PNG)
+    await customer_sends(page, "Вот чек", file=receipt)
     await expect(bot_bubbles(page)).to_have_count(5)  # the file's echo, then the menu again
     url = p.sandbox.customer_messages(case)[-1].attachments[0].url
     await expect(bot_bubbles(page).nth(3)).to_contain_text(f"Получил файл: {url}")  # client_attachments

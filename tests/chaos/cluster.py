@@ -3,12 +3,17 @@
 Everything runs as a real OS process with its own log file, as in production: the MongoDB-protocol
 server (with a storage directory, so that a restart keeps the data), the Omnidesk sandbox, one
 ingress, two dialog and two egress replicas (`python -m omnibot.launcher run NAME`, each with the
-environment of one `Settings`). RabbitMQ is the machine's own broker; the run isolates itself
-with a unique `AMQP_NAMESPACE`.
+environment of one `Settings`). RabbitMQ is never the machine's shared broker: the suite starts
+nodes of its own (nodes.py), one for the single-node scenarios, three clustered for the others,
+and every process reaches them through `AMQP_URL` (several URLs for a cluster, each process
+starting at another node, through a TCP proxy per node that the suite can cut). Each dialog and
+egress replica can also reach MongoDB through a proxy of its own, to cut one replica off.
 
 Faults are plain async functions that return when the fault is over: a replica killed with
 SIGKILL (and a replacement started, as Kubernetes would), the broker's application stopped and
-started, the database server stopped and started, the sandbox's API down for a while.
+started, the database server stopped and started, the sandbox's API down for a while, a replica
+black-holed from MongoDB, a broker node SIGKILLed, every node restarted in turn, the network path
+to one node cut.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from omnibot.shared.crypto import generate_key
 from omnibot.shared.devmongo import start_server, wait_until_up
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, delete_topology
-from tests.conftest import AMQP_URL, free_port
+from tests.chaos.nodes import RabbitNode
+from tests.conftest import free_port
 from tests.harness import ROOT, management, settings_env
+from tests.tcpproxy import TcpProxy
 
 AGENT_FILE = Path(__file__).parent / "agents" / "echo.json"
 LOG_TAIL_LINES = 30
@@ -137,6 +144,14 @@ class Process:
 
         await eventually(logged, timeout, f"{self.name} logging {fragment!r}")
 
+    async def wait_log_count(self, fragment: str, count: int, timeout: float) -> None:
+        """Wait until the log contains `fragment` at least `count` times."""
+
+        async def logged() -> bool:
+            return self.log_text().count(fragment) >= count
+
+        await eventually(logged, timeout, f"{self.name} logging {fragment!r} {count} times")
+
 
 class Sandbox:
     """The `/sandbox` control API of the sandbox process, as the chaos suite uses it."""
@@ -188,16 +203,29 @@ class Sandbox:
 class Cluster:
     """Every process of the run; replicas come and go, their logs stay for the report."""
 
-    def __init__(self, log_dir: Path, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        http: aiohttp.ClientSession,
+        nodes: list[RabbitNode],
+        *,
+        node_proxies: bool = False,
+        mongo_proxies: bool = False,
+    ) -> None:
         self.log_dir = log_dir
         self.http = http
+        self.nodes = nodes
+        self.node_proxies: list[TcpProxy] = (
+            [TcpProxy("127.0.0.1", node.port) for node in nodes] if node_proxies else []
+        )
+        self.mongo_proxies: dict[str, TcpProxy] | None = {} if mongo_proxies else None
         self.mongo_port = free_port()
         self.mongo_storage = log_dir / "mongo-data"
         self.mongo_storage.mkdir()
         ingress_port, sandbox_port = free_port(), free_port()
         unique = uuid.uuid4().hex[:10]
         self.settings = Settings(
-            amqp_url=AMQP_URL,
+            amqp_url=nodes[0].url,
             amqp_namespace=f"chaos-{unique}",
             mongodb_url=f"mongodb://127.0.0.1:{self.mongo_port}",
             mongodb_db="omnibot_chaos",
@@ -221,21 +249,41 @@ class Cluster:
         self.replicas: dict[str, list[Process]] = {"dialog": [], "egress": []}
         self._numbers = itertools.count(1)
         self.webhook_url = ""
-        self.broker_stopped = False
 
     # -- starting ----------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, self.env, self.log_dir / f"{name}.log")
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+        process = Process(name, argv, env or self.env, self.log_dir / f"{name}.log")
         process.start()
         self.processes.append(process)
         return process
 
-    def _service(self, kind: str) -> Process:
-        name = f"{kind}-{next(self._numbers)}"
-        return self._spawn(name, [sys.executable, "-m", "omnibot.launcher", "run", kind])
+    def amqp_url_for(self, number: int) -> str:
+        """Every node, the list starting at another one for each process (as a client library
+        shuffling its addresses would), so that the processes spread over the nodes."""
+        urls = (
+            [f"amqp://guest:guest@127.0.0.1:{p.port}/" for p in self.node_proxies]
+            if self.node_proxies
+            else [node.url for node in self.nodes]
+        )
+        shift = number % len(urls)
+        return ",".join(urls[shift:] + urls[:shift])
+
+    async def _service(self, kind: str) -> Process:
+        number = next(self._numbers)
+        name = f"{kind}-{number}"
+        env = {**self.env, "AMQP_URL": self.amqp_url_for(number)}
+        if self.mongo_proxies is not None and kind in ("dialog", "egress"):
+            proxy = await TcpProxy("127.0.0.1", self.mongo_port).start()
+            self.mongo_proxies[name] = proxy
+            # directConnection: the server announces itself as a replica-set member at its own
+            # address, and a client following that would go round the proxy.
+            env["MONGODB_URL"] = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"
+        return self._spawn(name, [sys.executable, "-m", "omnibot.launcher", "run", kind], env)
 
     async def start(self) -> None:
+        for proxy in self.node_proxies:
+            await proxy.start()
         self.start_mongo()
         sandbox = self._spawn(
             "sandbox",
@@ -251,9 +299,9 @@ class Cluster:
             ],
         )
         await asyncio.to_thread(wait_until_up, self.mongo_port, self.mongo.popen, 30)
-        ingress = self._service("ingress")
+        ingress = await self._service("ingress")
         for kind in ("dialog", "dialog", "egress", "egress"):
-            self.replicas[kind].append(self._service(kind))
+            self.replicas[kind].append(await self._service(kind))
         await sandbox.wait_log("Omnidesk sandbox on", 30)
         await ingress.wait_log("ingress listening", 60)
         for replica in self.replicas["dialog"] + self.replicas["egress"]:
@@ -303,7 +351,7 @@ class Cluster:
         """Start a replacement for a dead replica (what Kubernetes does) and wait until it consumes."""
         kind = victim.name.split("-")[0]
         self.replicas[kind].remove(victim)
-        replacement = self._service(kind)
+        replacement = await self._service(kind)
         self.replicas[kind].append(replacement)
         await replacement.wait_log("consuming", 60)
         return replacement
@@ -332,8 +380,9 @@ class Cluster:
     # -- stopping ----------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        if self.broker_stopped:  # a fault was interrupted (a timeout): never leave the broker down
-            await start_broker(self)
+        # The nodes are the fixture's: it stops them after this, whatever happened.
+        for proxy in self.node_proxies:
+            proxy.restore()
         services = [p for p in self.processes if p.name != "mongo"]
         for process in services:  # SIGTERM all first, so they stop in parallel
             if process.running and process.popen is not None:
@@ -341,11 +390,13 @@ class Cluster:
         for process in services:
             await asyncio.to_thread(process.stop, 15)
         with contextlib.suppress(Exception):
-            await self._delete_topology()
+            await asyncio.wait_for(self._delete_topology(), 30)
         self.mongo.stop()
+        for proxy in [*self.node_proxies, *(self.mongo_proxies or {}).values()]:
+            await proxy.close()
 
     async def _delete_topology(self) -> None:
-        connection = await aio_pika.connect_robust(self.settings.amqp_url)
+        connection = await aio_pika.connect_robust(self.nodes[0].url)
         try:
             async with connection.channel() as channel:
                 topology = Topology.build(self.settings.amqp_namespace, self.settings.chat_partitions)
@@ -400,13 +451,13 @@ async def kill_egress_replica_mid_delivery(cluster: Cluster) -> str:
 
 
 async def restart_broker(cluster: Cluster) -> str:
-    cluster.broker_stopped = True
-    await rabbitmqctl("stop_app")
+    node = cluster.nodes[0]  # the suite's own node: never the machine's shared broker
+    await node.stop_app()
     try:
         await asyncio.sleep(BROKER_DOWN_S)  # deliberate: the broker stays down this long
     finally:
-        await start_broker(cluster)  # always, whatever happened: other runs share this broker
-    return f"rabbitmqctl stop_app, {BROKER_DOWN_S:.0f}s down, start_app + await_startup"
+        await node.start_app()
+    return f"rabbitmqctl -n {node.name} stop_app, {BROKER_DOWN_S:.0f}s down, start_app + await_startup"
 
 
 async def restart_database(cluster: Cluster) -> str:
@@ -428,19 +479,106 @@ async def omnidesk_outage(cluster: Cluster) -> str:
     return f"every Omnidesk API call answered 503 for {OMNIDESK_DOWN_S:.0f}s"
 
 
-# --- the broker -----------------------------------------------------------------------------
+# --- a replica cut off from MongoDB -----------------------------------------------------------
+
+BLACKHOLE_S = 15.0  # over twice the lease (6 s): the leases lapse and the others take over
 
 
-async def rabbitmqctl(*args: str, timeout: float = 120) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+def held_partitions(process: Process) -> set[int]:
+    """The partitions a replica consumes now, from its own log (took / handed back / fenced)."""
+    held: set[int] = set()
+    for line in process.log_text().splitlines():
+        if " took partition " in line:
+            held.add(int(line.rsplit(" ", 1)[1]))
+        elif " handed back partition " in line:
+            held.discard(int(line.rsplit(" ", 1)[1]))
+    return held
+
+
+async def blackhole_dialog_from_mongodb(cluster: Cluster) -> str:
+    """One dialog replica holding partitions loses MongoDB (not killed: its connections hang):
+    its leases lapse, it must fence itself (stop consuming) and the other replica take over."""
+    assert cluster.mongo_proxies is not None, "the cluster was started without MongoDB proxies"
+    victim = await cluster.busiest("dialog")
+    other = next(r for r in cluster.replicas["dialog"] if r is not victim)
+    held = held_partitions(victim)
+    if not held:
+        raise ChaosError(f"{victim.name} holds no partition: nothing to fence")
+    proxy = cluster.mongo_proxies[victim.name]
+    fenced_before = victim.log_text().count("fencing partition")
+    taken_before = other.log_text().count(" took partition ")
+    proxy.blackhole()
+    try:
+        await victim.wait_log_count("fencing partition", fenced_before + len(held), BLACKHOLE_S)
+        await other.wait_log_count(" took partition ", taken_before + len(held), BLACKHOLE_S)
+        if not victim.running:
+            raise ChaosError(f"{victim.name} died instead of fencing itself:\n{victim.tail()}")
+        took = held_partitions(other)
+        await asyncio.sleep(max(0.0, BLACKHOLE_S - 8))  # deliberate: stays cut off a while longer
+    finally:
+        proxy.restore()
+    return (
+        f"{victim.name}'s MongoDB path black-holed for about {BLACKHOLE_S:.0f}s while it held "
+        f"partitions {sorted(held)}: it fenced them, {other.name} took them (now holds {sorted(took)})"
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    if process.returncode != 0:
-        raise ChaosError(f"rabbitmqctl {' '.join(args)} failed: {output.decode(errors='replace')}")
 
 
-async def start_broker(cluster: Cluster) -> None:
-    await rabbitmqctl("start_app")
-    await rabbitmqctl("await_startup")
-    cluster.broker_stopped = False
+# --- a cluster of RabbitMQ nodes --------------------------------------------------------------
+
+NODE_DOWN_S = 5.0
+CUT_S = 5.0
+
+
+async def partition_leaders(cluster: Cluster, alive: RabbitNode) -> Counter[str]:
+    """How many of the run's partition queues each node leads."""
+    prefix = cluster.settings.amqp_namespace + "."
+    leaders = await alive.leaders(prefix)
+    return Counter(node for queue, node in leaders.items() if queue.rsplit(".", 1)[1].startswith("p"))
+
+
+async def kill_leading_node(cluster: Cluster) -> str:
+    """SIGKILL of the node leading most partition queues, mid-stream; restarted after a while."""
+    counts = await partition_leaders(cluster, cluster.nodes[0])
+    leader_name, led = counts.most_common(1)[0]
+    victim = next(n for n in cluster.nodes if n.name == leader_name)
+    survivor = next(n for n in cluster.nodes if n is not victim)
+    victim.kill()
+    await asyncio.sleep(NODE_DOWN_S)  # deliberate: the node stays dead this long
+    after = await partition_leaders(cluster, survivor)
+    await victim.start()
+    await survivor.ctl("await_online_quorum_plus_one", "-t", "120", tool="rabbitmq-upgrade")
+    return (
+        f"SIGKILL {victim.label} (led {led} of {sum(counts.values())} partition queues), "
+        f"{NODE_DOWN_S:.0f}s dead (leaders then: {dict(after)}), restarted"
+    )
+
+
+async def rolling_restart(cluster: Cluster) -> str:
+    """Every node stopped and started again, one after the other, each once the queues can
+    spare it (a quorum plus one of each queue's members online)."""
+    for node in cluster.nodes:
+        await node.ctl("await_online_quorum_plus_one", "-t", "120", tool="rabbitmq-upgrade")
+        await node.stop()
+        await node.start()
+    return f"rabbitmqctl stop + start of {', '.join(n.label for n in cluster.nodes)}, one by one"
+
+
+async def cut_node_path(cluster: Cluster) -> str:
+    """The network path to one node cut (its proxy resets every connection and refuses new ones)
+    for CUT_S: the processes connected through it must reconnect to another node."""
+    proxy = max(cluster.node_proxies, key=lambda p: p.live)
+    index = cluster.node_proxies.index(proxy)
+    cut_off = proxy.live
+    others_before = sum(p.connections for p in cluster.node_proxies if p is not proxy)
+    proxy.cut()
+    try:
+        await asyncio.sleep(CUT_S)  # deliberate: the path stays cut this long
+        moved = sum(p.connections for p in cluster.node_proxies if p is not proxy) - others_before
+    finally:
+        proxy.restore()
+    if cut_off and not moved:
+        raise ChaosError("no connection went to another node after the cut")
+    return (
+        f"path to node {cluster.nodes[index].label} cut for {CUT_S:.0f}s: {cut_off} connections reset, "
+        f"{moved} new connections through the other nodes"
+    )

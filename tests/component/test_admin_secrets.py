@@ -18,8 +18,9 @@ from omnibot.admin.service import DEV_TOKEN_FILE, serve_admin
 from omnibot.shared.channels import MongoChannelStore, verify_secret_key
 from omnibot.shared.crypto import SecretBox, SecretKeyError, generate_key
 from omnibot.shared.settings import Settings, SettingsError, load_settings
-from tests.conftest import free_port
-from tests.harness import FIXTURES, ServiceTask
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.services import ServiceTask
+from tests.harness import FIXTURES
 
 AGENT_FILE = (FIXTURES / "agents" / "pipeline-demo.json").read_bytes()
 

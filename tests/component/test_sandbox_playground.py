@@ -47,7 +47,7 @@ def state() -> SandboxState:
 
 @pytest.fixture
 async def client(state: SandboxState) -> AsyncIterator[Client]:
-    async with TestServer(build_app(state)) as server, TestClient(server) as test_client:
+    async with TestServer(build_app(state)) as server, TestClient[Any, Any](server) as test_client:
         yield test_client
 
 
@@ -363,7 +363,7 @@ async def test_operator_reply_comes_from_the_operator_not_the_bot(
 
 async def test_operator_reply_needs_an_operator(client: Client) -> None:
     lonely = SandboxState(filler_staff=0)
-    async with TestServer(build_app(lonely)) as server, TestClient(server) as other:
+    async with TestServer(build_app(lonely)) as server, TestClient[Any, Any](server) as other:
         case_id = (await (await other.post("/sandbox/customer-messages", json={"text": "hi"})).json())[
             "case_id"
         ]
@@ -371,7 +371,7 @@ async def test_operator_reply_needs_an_operator(client: Client) -> None:
         assert answer.status == 400 and (await answer.json())["error"] == "no_operator"
 
 
-async def test_saving_rules_replaces_them_all_and_a_bad_set_changes_nothing(
+async def test_saving_rules_replaces_those_of_the_kinds_given_and_a_bad_set_changes_nothing(
     client: Client, state: SandboxState
 ) -> None:
     await save_rules(client, "http://127.0.0.1:1/a")
@@ -379,6 +379,14 @@ async def test_saving_rules_replaces_them_all_and_a_bad_set_changes_nothing(
     assert [(r.on, r.webhook_url, r.require_label) for r in state.rules] == [
         ("incoming", "http://127.0.0.1:1/b", True),
         ("changed", "http://127.0.0.1:1/b", True),
+    ]
+    only_changed = {
+        "rules": [{"webhook_url": "http://127.0.0.1:1/c", "on": "changed", "require_label": False}]
+    }
+    assert (await client.put("/sandbox/rules", json=only_changed)).status == 200
+    assert sorted((r.on, r.webhook_url, r.require_label) for r in state.rules) == [
+        ("changed", "http://127.0.0.1:1/c", False),
+        ("incoming", "http://127.0.0.1:1/b", True),  # an empty field keeps the rule
     ]
     bad = await client.put(
         "/sandbox/rules",
@@ -394,6 +402,31 @@ async def test_saving_rules_replaces_them_all_and_a_bad_set_changes_nothing(
         "/sandbox/rules", json={"rules": [{"webhook_url": "http://ok/", "on": "sometimes"}]}
     )
     assert wrong.status == 400
-    assert [r.webhook_url for r in state.rules] == ["http://127.0.0.1:1/b"] * 2
-    cleared = await client.put("/sandbox/rules", json={"rules": []})
-    assert cleared.status == 200 and state.rules == []
+    assert sorted(r.webhook_url for r in state.rules) == ["http://127.0.0.1:1/b", "http://127.0.0.1:1/c"]
+    assert (await client.delete("/sandbox/rules")).status == 200 and state.rules == []
+
+
+async def test_the_page_shows_which_url_a_rule_posts_to_but_not_its_secret(
+    client: Client, state: SandboxState
+) -> None:
+    secret = "KqQx9fd345iK8V6Nep_Z9aH-VQ7_fqr9ETqvQuOf0AQ"
+    await save_rules(client, f"http://127.0.0.1:8080/webhooks/omnidesk/1/{secret}")
+    await client.post("/sandbox/customer-messages", json={"text": "hi"})
+    case_id = next(iter(state.cases))
+    html = await (await client.get(f"/?case={case_id}")).text()
+    assert secret not in html
+    assert "http://127.0.0.1:8080/webhooks/omnidesk/1/KqQx…AQ" in html
+    async with client.get(f"/sandbox/events?case={case_id}") as response:
+        snapshot = await Events(response).next()
+    assert all(secret not in region for region in snapshot["regions"].values())
+
+
+async def test_another_sites_page_cannot_drive_the_sandbox(client: Client, state: SandboxState) -> None:
+    evil = {"Origin": "http://evil.example"}
+    refused = await client.post("/sandbox/reset", headers=evil)
+    assert refused.status == 403 and (await refused.json())["error"] == "cross_origin_request"
+    refused = await client.post("/sandbox/customer-messages", json={"text": "x"}, headers=evil)
+    assert refused.status == 403 and state.cases == {}
+    own = {"Origin": str(client.make_url("")).rstrip("/")}
+    assert (await client.post("/sandbox/customer-messages", json={"text": "x"}, headers=own)).status == 200
+    assert (await client.get("/sandbox", headers=evil)).status == 200  # reading is harmless

@@ -324,3 +324,17 @@ async def test_wait_for_returns_at_once_when_already_true_and_times_out_otherwis
     await state.wait_for(lambda s: s.bot_staff_id > 0, timeout=1)
     with pytest.raises(TimeoutError):
         await state.wait_for(lambda s: False, timeout=0.05)
+
+
+def test_a_sandbox_started_later_numbers_its_cases_and_messages_higher() -> None:
+    # omnibot's database outlives a sandbox process: a restarted sandbox must not reuse ids.
+    first, later = SandboxState(ids_after=1_800_000_000), SandboxState(ids_after=1_800_000_001)
+    first_cases = [first.open_case(user=first.user_for(name="a"), subject="s") for _ in range(50)]
+    first_messages = [
+        first.add_customer_message(c.case_id, text="x", files=[], base_url=BASE) for c in first_cases
+    ]
+    case = later.open_case(user=later.user_for(name="b"), subject="s")
+    message = later.add_customer_message(case.case_id, text="y", files=[], base_url=BASE)
+    assert case.case_id > max(c.case_id for c in first_cases)
+    assert message.message_id > max(m.message_id for m in first_messages)
+    assert later.bot_staff_id == first.bot_staff_id and later.bot_label_id == first.bot_label_id

@@ -113,3 +113,9 @@ def message_text(message: dict[str, Any]) -> str:
     if urls:
         content = content + _BLOCK_START + "\n".join(urls)
     return content
+
+
+def looks_like_menu_line(reply: str) -> bool:
+    """A reply written like a line of the numbered menu (`2. Оператор`, `3) ...`): its number
+    decides, so free-text matching leaves it alone."""
+    return _NUMBERED_TITLE.fullmatch(reply.strip()) is not None

@@ -29,7 +29,7 @@ class DevMongoError(OmnibotError):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -97,7 +97,7 @@ def ensure_dev_mongo(data_dir: str) -> str:
             state = json.loads(state_file.read_text())
             if _answers(int(state["port"])):
                 return f"mongodb://127.0.0.1:{state['port']}"
-        port = _free_port()
+        port = free_port()
         storage = root / "mongo-data"
         storage.mkdir(mode=0o700, parents=True, exist_ok=True)
         storage.chmod(0o700)
@@ -121,7 +121,7 @@ def stop_dev_mongo(data_dir: str) -> bool:
 @contextlib.contextmanager
 def throwaway_server(storage: str = ":memory:") -> Iterator[str]:
     """A local server for the length of a block (tests, benchmarks); yields its URL."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="omnibot-mongo-") as tmp:
         process = start_server(storage, port, Path(tmp) / "server.log")
         try:

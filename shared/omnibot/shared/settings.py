@@ -58,6 +58,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # When the case is handed back to the bot: start the agent afresh, or resume where it stopped.
     return_to_bot: Literal["restart", "resume"] = "restart"
     external_request_allow_networks: str = ""
+    # The language model of `llm` slots (an OpenAI-compatible chat-completions API); a channel may
+    # name its own. The key is a secret: never logged.
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    # The monitoring listener (/metrics, /healthz, /readyz) of every service process: 0 takes a
+    # free port (logged), "off" serves none. Never the ingress port: that one faces the internet.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | Literal["off"] = 9090
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8090
     shutdown_timeout_s: float = 20.0
@@ -66,6 +75,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables `load_settings` reads these settings back from (for a child
+        process). Secrets included: never log it."""
+        return {env_name(field): _env_value(getattr(self, field)) for field in self.__struct_fields__}
+
+
+def _env_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 _PREFIX_FREE = {

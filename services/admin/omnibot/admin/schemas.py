@@ -15,7 +15,6 @@ from msgspec import UNSET, UnsetType
 T = TypeVar("T")
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-TRANSFER_STATUSES = ("", "open", "waiting", "closed")
 
 # --- answers ---------------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from omnibot.shared.channels import verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.http import serve_app
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.probes import BOARD
+from omnibot.shared.replicas import announced
 from omnibot.shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ async def serve_admin(
             shutdown_timeout_s=settings.shutdown_timeout_s,
         )
         log.info("admin API listening on %s:%d", settings.admin_host, settings.admin_port)
+        stack.enter_context(BOARD.registered("admin", lambda: True))  # ready once listening
+        await stack.enter_async_context(announced(db, "admin"))
         if ready is not None:
             ready.set()
         await stop.wait()

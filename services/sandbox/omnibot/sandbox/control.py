@@ -20,7 +20,14 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from omnibot.sandbox.http import answer_errors, base_url, decode_json, is_control_path, json_response
+from omnibot.sandbox.http import (
+    answer_errors,
+    base_url,
+    decode_json,
+    error_response,
+    is_control_path,
+    json_response,
+)
 from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner, is_webhook_url
 from omnibot.sandbox.state import (
     MAX_MESSAGE_FILES_BYTES,
@@ -196,6 +203,12 @@ async def _customer_from_form(request: web.Request) -> tuple[_CustomerMessage, l
     return body, files
 
 
+def _same_origin(request: web.Request) -> bool:
+    """No `Origin` (curl, tests, omnibot) or this sandbox's own: the page's requests."""
+    origin = request.headers.get("Origin")
+    return origin is None or origin == f"{request.scheme}://{request.host}"
+
+
 def _render_outage(state: SandboxState, outage: Outage | None) -> dict[str, Any] | None:
     if outage is None:
         return None
@@ -265,6 +278,9 @@ class SandboxControl:
         """JSON errors for `/sandbox`; everything else is the Omnidesk side's business."""
         if not is_control_path(request.path):
             return await handler(request)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not _same_origin(request):
+            # Another site's page must not drive this sandbox through a visitor's browser.
+            return error_response(403, "cross_origin_request")
         return await answer_errors(request, handler)
 
     async def _body(self, request: web.Request, kind: type[Any]) -> Any:

@@ -36,7 +36,6 @@ MAX_LOGGED = 10_000  # requests and webhook deliveries kept
 
 BOT_LABEL_TITLE = "На боте"
 CaseStatus = Literal["open", "waiting", "closed"]
-CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "waiting", "closed")
 RuleEvent = Literal["incoming", "changed"]
 
 # Id ranges differ per entity so that a client passing a case id where a staff id belongs (or the
@@ -47,6 +46,10 @@ _USER_ID_BASE = 300_000
 _CASE_ID_BASE = 2_000
 _MESSAGE_ID_BASE = 200_000_000
 _FILE_ID_BASE = 24_000_000
+_ID_EPOCH = 1_795_000_000  # late 2026: keeps restart-shifted ids short
+_IDS_PER_SECOND = (
+    100  # users, cases, messages and files a second a sandbox may create without a restart reusing ids
+)
 
 
 class ApiError(Exception):
@@ -358,6 +361,7 @@ class SandboxState:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         public_url: str | None = None,
+        ids_after: float | None = None,
     ) -> None:
         self.api_key = api_key
         self.bot_email = bot_email
@@ -374,10 +378,14 @@ class SandboxState:
         self._wake_task: asyncio.Task[None] | None = None
         # Cases, messages, users and files keep their counters across resets: an omnibot that
         # remembers case 2000 must not see a different case 2000 after a reset.
-        self._user_ids = itertools.count(_USER_ID_BASE)
-        self._case_ids = itertools.count(_CASE_ID_BASE)
-        self._message_ids = itertools.count(_MESSAGE_ID_BASE)
-        self._file_ids = itertools.count(_FILE_ID_BASE)
+        # `ids_after` (a wall-clock time) does the same across restarts: a sandbox process started
+        # later numbers from higher up, so an omnibot whose database outlived the previous sandbox
+        # never takes a new case or message for one it already handled.
+        shift = 0 if ids_after is None else max(0, int(ids_after) - _ID_EPOCH)
+        self._user_ids = itertools.count(_USER_ID_BASE + shift * _IDS_PER_SECOND)
+        self._case_ids = itertools.count(_CASE_ID_BASE + shift * _IDS_PER_SECOND)
+        self._message_ids = itertools.count(_MESSAGE_ID_BASE + shift * _IDS_PER_SECOND)
+        self._file_ids = itertools.count(_FILE_ID_BASE + shift * _IDS_PER_SECOND)
         self._seed()
 
     # -- seeding ---------------------------------------------------------------------------
@@ -790,6 +798,11 @@ class SandboxState:
         self.rules.append(rule)
         self._changed()
         return rule
+
+    def drop_rules(self, kinds: set[RuleEvent]) -> None:
+        """Remove the rules of these kinds; the others keep their ids (their deliveries name them)."""
+        self.rules = [rule for rule in self.rules if rule.on not in kinds]
+        self._changed()
 
     def clear_rules(self) -> None:
         self.rules.clear()

@@ -65,14 +65,15 @@ class PlaygroundActions:
         return self._state.find_case(_path_int(request, "case_id", "case_not_found"))
 
     async def replace_rules(self, request: web.Request) -> web.Response:
-        """`{"rules": [{"webhook_url", "on", "require_label"}]}` replaces every rule, or none."""
+        """`{"rules": [{"webhook_url", "on", "require_label"}]}`: the rules of each kind listed
+        replace the saved rules of that kind; kinds not listed stay (DELETE /sandbox/rules: none)."""
         body = await decode_json(request, _RulesIn, require_json_type=False)
         if len(body.rules) > MAX_RULES:
             raise ApiError(400, "invalid_request", detail=f"at most {MAX_RULES} rules")
         for rule in body.rules:
             if not is_webhook_url(rule.webhook_url):
                 raise ApiError(400, "invalid_request", detail="webhook_url must be an http(s) url")
-        self._state.clear_rules()
+        self._state.drop_rules({rule.on for rule in body.rules})
         saved = [
             self._state.add_rule(
                 webhook_url=rule.webhook_url.strip(),

@@ -20,6 +20,7 @@ from omnibot.sandbox.playground.views import (
     case_list,
     case_view,
     faults_view,
+    mask_url,
     rules_view,
 )
 from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY
@@ -75,13 +76,14 @@ class PageRenderer:
 
     def page(self, state: SandboxState, case_id: int | None, account: Account) -> str:
         regions = self.regions(state, case_id)
-        rules = {rule.on: rule.webhook_url for rule in state.rules}
+        saved = {rule.on: mask_url(rule.webhook_url) for rule in state.rules}
         return self._env.get_template("page.html").render(
             regions=regions,
             case_id=case_id,
             account=account,
             rule_body=rule_body_text(),
-            incoming_url=rules.get("incoming", ""),
-            changed_url=rules.get("changed", ""),
+            incoming_saved=saved.get("incoming", ""),
+            changed_saved=saved.get("changed", ""),
             require_label=all(rule.require_label for rule in state.rules),
+            rules_saved=len(state.rules),
         )

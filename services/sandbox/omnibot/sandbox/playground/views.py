@@ -100,6 +100,7 @@ class CaseView:
     customer_lines: list[LineView]  # what the customer sees: no notes
     operator_lines: list[LineView]  # everything, notes marked
     labels: list[LabelView]
+    bot_label_title: str
     responsible: str
     webhooks: list[WebhookView]
     calls: list[CallView]
@@ -140,6 +141,15 @@ def file_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KB"
     return f"{size / 1024 / 1024:.1f} MB"
+
+
+def mask_url(url: str) -> str:
+    """A webhook URL with its secret (the last path segment) cut short: the page shows which URL
+    a rule posts to without showing the secret that lets anyone post to it."""
+    head, slash, secret = url.rstrip("/").rpartition("/")
+    if not slash or len(secret) < 12 or head.endswith(":/"):
+        return url
+    return f"{head}/{secret[:4]}…{secret[-2:]}"
 
 
 def attachment_href(attachment: Attachment) -> str:
@@ -190,7 +200,7 @@ def summarize(state: SandboxState, case: Case) -> CaseSummary:
     last = visible[-1] if visible else None
     preview = ""
     if last is not None:
-        preview = last.content.strip().splitlines()[0] if last.content.strip() else "📎 file"
+        preview = last.content.strip().splitlines()[0] if last.content.strip() else "(a file)"
     return CaseSummary(
         case_id=case.case_id,
         number=case.case_number,
@@ -228,7 +238,7 @@ def _webhooks(state: SandboxState, case_id: int) -> list[WebhookView]:
                 status=str(delivery.status) if delivery.status is not None else "no answer",
                 ok=ok,
                 time=clock_time(delivery.time),
-                detail=delivery.error or "",
+                detail=(delivery.error or "").replace(delivery.url, mask_url(delivery.url)),
             )
         )
     return shown
@@ -273,6 +283,7 @@ def case_view(state: SandboxState, case_id: int, clocks: Clocks) -> CaseView | N
         customer_lines=[line for line in lines if not line.note],
         operator_lines=lines,
         labels=labels,
+        bot_label_title=next((label.title for label in labels if label.is_bot_label), "the bot label"),
         responsible=_responsible(state, case),
         webhooks=_webhooks(state, case_id),
         calls=_calls(state, case_id, clocks),
@@ -280,7 +291,9 @@ def case_view(state: SandboxState, case_id: int, clocks: Clocks) -> CaseView | N
 
 
 def rules_view(state: SandboxState) -> list[RuleView]:
-    return [RuleView(on=r.on, url=r.webhook_url, require_label=r.require_label) for r in state.rules]
+    return [
+        RuleView(on=r.on, url=mask_url(r.webhook_url), require_label=r.require_label) for r in state.rules
+    ]
 
 
 def faults_view(state: SandboxState, clocks: Clocks) -> FaultsView:

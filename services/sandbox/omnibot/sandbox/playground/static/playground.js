@@ -28,14 +28,30 @@
 
   // The chat and the timeline follow new messages unless the person scrolled up to read.
   const SCROLLERS = new Set(["customer", "operator"]);
+  const following = new Map();
+  for (const name of SCROLLERS) {
+    const el = document.querySelector(`[data-region="${name}"]`);
+    if (!el) continue;
+    following.set(el, true);
+    el.addEventListener("scroll", () => following.set(el, nearBottom(el)), { passive: true });
+  }
+
+  function follow(el) {
+    if (following.get(el)) el.scrollTop = el.scrollHeight;
+  }
+
+  // A picture that loads after the scroll makes the chat taller: keep the last message in view.
+  document.addEventListener("load", (event) => {
+    const el = event.target instanceof HTMLImageElement ? event.target.closest("[data-region]") : null;
+    if (el && following.has(el)) follow(el);
+  }, true);
 
   function applyRegions(regions) {
     for (const [name, html] of Object.entries(regions)) {
       const el = document.querySelector(`[data-region="${name}"]`);
       if (!el) continue;
-      const follow = SCROLLERS.has(name) && nearBottom(el);
       el.innerHTML = html; // server-rendered, autoescaped
-      if (follow) el.scrollTop = el.scrollHeight;
+      if (following.has(el)) follow(el);
     }
   }
 
@@ -70,6 +86,7 @@
 
   function showCase(id, { push = true } = {}) {
     caseId = id;
+    for (const el of following.keys()) following.set(el, true); // a new case starts at its end
     body.dataset.case = id === null ? "" : String(id);
     if (push) history.pushState({ case: id }, "", id === null ? "/" : `/?case=${id}`);
     connect(); // the first event carries every region of the case
@@ -142,11 +159,20 @@
       const url = form.elements[on].value.trim();
       if (url) rules.push({ webhook_url: url, on, require_label: requireLabel });
     }
+    if (rules.length === 0) {
+      say("Paste the channel's Chatbot webhook URL first.");
+      return;
+    }
     busy(form, async () => {
       await call("PUT", "/sandbox/rules", { rules });
-      say(rules.length ? "Rules saved." : "Rules removed.", "ok");
+      for (const rule of rules) {
+        form.elements[rule.on].value = ""; // the secret stays off the screen once saved
+        form.elements[rule.on].placeholder = "saved (paste to change)";
+      }
+      say("Rules saved.", "ok");
     });
   });
+  on("remove-rules", "click", () => call("DELETE", "/sandbox/rules").then(() => say("Rules removed.", "ok")).catch(() => {}));
 
   // The customer.
   on("new-chat", "submit", (event) => {
@@ -240,7 +266,8 @@
     button.textContent = "Reset";
     try {
       await call("POST", "/sandbox/reset");
-      document.querySelectorAll("#rules-form input").forEach((input) => { input.value = ""; });
+      document.querySelectorAll("#rules-form input[type=url]").forEach((input) => { input.value = ""; });
+      document.getElementById("setup").open = true;
       showCase(null);
       say("The sandbox is empty again.", "ok");
     } catch (error) { /* said */ }
@@ -308,9 +335,6 @@
   });
 
   history.replaceState({ case: caseId }, "", caseId === null ? "/" : `/?case=${caseId}`);
-  for (const name of SCROLLERS) {
-    const el = document.querySelector(`[data-region="${name}"]`);
-    if (el) el.scrollTop = el.scrollHeight;
-  }
+  for (const el of following.keys()) follow(el);
   connect();
 })();
