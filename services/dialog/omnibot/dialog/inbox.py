@@ -22,8 +22,9 @@ from omnibot.shared.omnidesk import Account, OmnideskClient
 class CustomerText(msgspec.Struct, frozen=True):
     message_id: int
     text: str
-    # From the API message's `attachments[]` (confirm mode); None: parsed from `text`, where a
-    # customer can type a block of their own (webhook mode, see README "Security").
+    # The API message's `attachments[]` (confirm mode). Not yet handed to the engine (which can
+    # take them, `CustomerMessage.attachments`): the replay transcripts type their files as a
+    # block, and would have to upload them instead. Until then the block in `text` is parsed.
     attachments: list[str] | None = None
 
 

@@ -214,9 +214,8 @@ class TurnRunner:
             )
             found = await self._inbox.customer_messages(channel, inbound.chat_id, after)
             if not found and record is None:
-                # Omnidesk lists nothing from the customer yet: the webhook's own text it is,
-                # but not its files: in confirm mode only the API's `attachments[]` are files.
-                return [CustomerText(0, inbound.text, [])]
+                # Omnidesk lists nothing from the customer yet: the webhook's own text it is.
+                return [CustomerText(0, inbound.text)]
             return found
         if (
             record is not None
@@ -286,7 +285,7 @@ class TurnRunner:
             events.append(
                 engine.ExternalResult(request_id=state.pending_request_id, status=None, error="interrupted")
             )
-        events.append(engine.CustomerMessage(text=item.text, attachments=item.attachments))
+        events.append(engine.CustomerMessage(text=item.text))
         if item.message_id:
             record.last_customer_message_id = item.message_id
         return await self._run(
