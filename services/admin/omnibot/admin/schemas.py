@@ -47,6 +47,7 @@ class ChannelView(msgspec.Struct, kw_only=True):
     active: bool
     webhook_url: str  # the Chatbot webhook URL to paste into the Omnidesk rules
     bot_label_id: int | None
+    bot_label_title: str
     transfer_status: str | None
     transfer_group_id: int | None
     created_at: str | None
@@ -166,6 +167,7 @@ class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     email: str  # the bot's staff member in Omnidesk
     agent: str  # the default agent
     bot_label_id: int | None = None  # the "on the bot" label, removed on transfer to an operator
+    bot_label_title: str = ""  # or its title; both empty: the label titled "На боте", found on activation
     transfer_status: str = ""  # "", "open", "waiting" or "closed": case status set on transfer
     transfer_group_id: int | None = None  # group the case goes to on transfer
     activate: bool = False  # CREATE & ACTIVATE
@@ -180,6 +182,7 @@ class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     email: str | UnsetType = UNSET
     agent: str | UnsetType = UNSET
     bot_label_id: int | UnsetType | None = UNSET
+    bot_label_title: str | UnsetType = UNSET
     transfer_status: str | UnsetType = UNSET
     transfer_group_id: int | UnsetType | None = UNSET
 

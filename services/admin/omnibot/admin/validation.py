@@ -50,6 +50,10 @@ def title_problem(value: str) -> str | None:
     return "title: at most 200 characters" if len(value) > 200 else None
 
 
+def label_title_problem(value: str) -> str | None:
+    return "bot_label_title: at most 200 characters" if len(value) > 200 else None
+
+
 def positive_problem(name: str, value: int | None) -> str | None:
     if value is None or value > 0:
         return None

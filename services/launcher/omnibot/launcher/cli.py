@@ -176,9 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.replay.cli import add_commands as add_replay_commands
 
     add_replay_commands(sub)
+    from omnibot.launcher.users import add_commands as add_user_commands
+
+    add_user_commands(sub)
     from omnibot.launcher.queues import add_commands as add_queue_commands
 
     add_queue_commands(sub)
+    from omnibot.launcher.status import add_commands as add_status_command
+
+    add_status_command(sub)
     return parser
 
 
@@ -236,6 +242,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from omnibot.replay.cli import dispatch as replay
 
         return replay(args, settings)
+    if args.command == "user":
+        from omnibot.launcher.users import dispatch as users
+
+        return users(args, settings)
     if args.command == "queues":
         from omnibot.launcher.queues import dispatch as queues
 
