@@ -21,7 +21,7 @@ from omnibot.agents.engine import (
 from omnibot.agents.limits import MAX_STATE_BYTES
 from tests.unit.test_engine import APOLOGY, CTX, NOW, RUNTIME, Chat, make_agent
 
-TOKEN = RUNTIME["channel_webhook_token"]
+TOKEN = str(RUNTIME["channel_webhook_token"])
 API_KEY = TOKEN.split(":")[1]
 
 
