@@ -20,6 +20,7 @@ import msgspec
 from omnibot.agents import conditions
 from omnibot.agents.hours import HoursInvalid, parse_schedule
 from omnibot.agents.intents import IntentModel
+from omnibot.agents.patterns import pattern_problem
 
 if TYPE_CHECKING:
     from omnibot.agents.compiled import CompiledAgent
@@ -493,10 +494,8 @@ def _check_slot_semantics(slot: Slot, known_ids: set[str], report: _Report) -> N
                 report.error(sid, "`variable` must not be empty")
             _warn_pinned(sid, [slot.variable], report)
             if slot.pattern is not None:
-                try:
-                    conditions.compile_pattern(slot.pattern)
-                except re.error as exc:
-                    report.error(sid, f"bad regex in `pattern` {slot.pattern!r}: {exc}")
+                if (problem := pattern_problem(slot.pattern)) is not None:
+                    report.error(sid, f"bad regex in `pattern` {slot.pattern[:80]!r}: {problem}")
                 if not slot.retry_text and not slot.text:
                     report.warning(
                         sid, "`pattern` without `retry_text` or `text`: a wrong answer gets no reply"
@@ -509,6 +508,8 @@ def _check_slot_semantics(slot: Slot, known_ids: set[str], report: _Report) -> N
             for i, rule in enumerate(slot.rules):
                 for message in conditions.check(rule.if_, f"rules[{i}].if"):
                     report.error(sid, message)
+                for message in conditions.warnings(rule.if_, f"rules[{i}].if"):
+                    report.warning(sid, message)
         case AttachmentSlot():
             if not slot.url.strip():
                 report.error(sid, "`url` must not be empty")

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from omnibot.agents import limits, taint
 from omnibot.agents.agent import (
     RUNTIME_PINNED,
     Agent,
@@ -40,8 +41,9 @@ from omnibot.agents.agent import (
     TextSlot,
     TransferSlot,
 )
-from omnibot.agents.chat_text import looks_like_menu_line, match_button, parse_client_message
-from omnibot.agents.conditions import compile_pattern, evaluate
+from omnibot.agents.chat_text import looks_like_menu_line, match_button, parse_client_message, without_block
+from omnibot.agents.conditions import evaluate
+from omnibot.agents.patterns import search
 from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 # -- events -----------------------------------------------------------------------------------------
@@ -49,6 +51,9 @@ from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 class CustomerMessage(msgspec.Struct, frozen=True, kw_only=True, tag="customer_message"):
     text: str  # the raw webhook text: may contain "\n—————\nВложенные файлы:\n<url>\n<url>"
+    # The message's files as Omnidesk's API lists them (INBOUND_MODE=confirm). None: taken from
+    # the block in `text`, which the customer can type themselves (webhook mode).
+    attachments: list[str] | None = None
 
 
 class ExternalResult(msgspec.Struct, frozen=True, kw_only=True, tag="external_result"):
@@ -171,7 +176,31 @@ Effect = Reply | SendFile | CallExternal | Transfer | SessionEnded | CallLLM | E
 def step(
     agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
 ) -> tuple[ChatState, list[Effect]]:
-    """Run one turn of `agent` for a chat: the new state and the effects, in order."""
+    """Run one turn of `agent` for a chat: the new state and the effects, in order.
+
+    Secret-derived values are concealed in all it returns but the external calls
+    (`omnibot.agents.taint`); a turn over a size bound (`omnibot.agents.limits`) gives up."""
+    secrets = taint.secret_values(ctx.runtime)
+    if state is not None and secrets:
+        state = msgspec.structs.replace(state, variables=taint.reveal(state.variables, secrets))
+    new_state, effects = _step(agent, state, event, now, ctx)
+    if (problem := limits.state_problem(new_state.variables)) is not None:
+        new_state.variables = dict(state.variables) if state is not None else {}
+        new_state, effects = _give_up(new_state, ctx, "error", problem)
+    if secrets:
+        new_state.variables = taint.conceal(new_state.variables, secrets)
+        effects = [e if isinstance(e, CallExternal) else _conceal_effect(e, secrets) for e in effects]
+    return new_state, effects
+
+
+def _conceal_effect(effect: Effect, secrets: taint.Secrets) -> Effect:
+    fields = {f: taint.conceal(getattr(effect, f), secrets) for f in effect.__struct_fields__}
+    return msgspec.structs.replace(effect, **fields)
+
+
+def _step(
+    agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
+) -> tuple[ChatState, list[Effect]]:
     st = ChatState() if state is None else msgspec.structs.replace(state, variables=dict(state.variables))
     if isinstance(event, ExternalResult | LLMResult):
         if st.waiting != "external" or event.request_id != st.pending_request_id:
@@ -189,6 +218,10 @@ def step(
         turn.handle(event)
     except _AbortTurnError as abort:
         return _give_up(st, ctx, abort.reason, abort.detail)
+    except limits.OutputTooLarge as exc:
+        # The chat keeps the variables it had: what overflowed must not be saved either.
+        st.variables = dict(state.variables) if state is not None else {}
+        return _give_up(st, ctx, "error", f"slot {turn.current!r}: {exc}")
     except Exception as exc:  # noqa: BLE001 -- whatever failed, the chat must reach a human
         return _give_up(st, ctx, "error", f"slot {turn.current!r}: {type(exc).__name__}: {exc}")
     kept = agent.compiled.history_kept
@@ -262,6 +295,7 @@ class _Turn:
         self.env = env
 
     def set_var(self, name: str, value: Any) -> None:
+        limits.check_variable(name, value)
         self.st.variables[name] = value
         if name not in RUNTIME_PINNED:
             self.env[name] = value
@@ -280,6 +314,7 @@ class _Turn:
         if template:
             text = render(template, self.env)
             if text.strip():
+                limits.check_message(text)
                 self.effects.append(Reply(text))
 
     # -- events
@@ -287,7 +322,7 @@ class _Turn:
     def handle(self, event: Event) -> None:
         match event:
             case CustomerMessage():
-                self.on_message(event.text)
+                self.on_message(event.text, event.attachments)
             case ExternalResult():
                 self.on_result(event)
             case LLMResult():
@@ -295,9 +330,12 @@ class _Turn:
             case SessionTimeout():
                 self.on_timeout()
 
-    def on_message(self, raw: str) -> None:
+    def on_message(self, raw: str, known_attachments: list[str] | None = None) -> None:
         st = self.st
-        text, attachments = parse_client_message(raw)
+        if known_attachments is None:
+            text, attachments = parse_client_message(raw)
+        else:
+            text, attachments = without_block(raw, known_attachments), list(known_attachments)
         self.customer_text = text
         at = self.now.timestamp()
         new_session = st.slot is None or st.waiting == "none" or self.silent_too_long(at)
@@ -331,7 +369,7 @@ class _Turn:
                     self.unset_var("menu_choice")
                     self.run(slot.fallback if slot.fallback is not None else slot.id)
             case InputSlot():
-                if slot.pattern is not None and compile_pattern(slot.pattern).search(text) is None:
+                if slot.pattern is not None and not search(slot.pattern, text):
                     self.say(slot.retry_text or slot.text)  # keep waiting in this slot
                     return
                 self.set_var(slot.variable, text)
@@ -453,6 +491,7 @@ class _Turn:
                 return slot.next
             case ButtonMenuSlot():
                 text = self.agent.compiled.menu_text(slot, self.env)
+                limits.check_message(text)
                 if text:
                     self.effects.append(Reply(text))
                 st.slot, st.waiting = slot.id, "reply"
@@ -555,7 +594,8 @@ def pending_call(
     slot = agent.slot(state.slot)
     if not isinstance(slot, ExternalRequestSlot | LLMSlot):
         return None
-    turn = _Turn(agent, msgspec.structs.replace(state, variables=dict(state.variables)), ctx, now)
+    variables = taint.reveal(dict(state.variables), taint.secret_values(ctx.runtime))
+    turn = _Turn(agent, msgspec.structs.replace(state, variables=variables), ctx, now)
     turn._build_env()
     try:
         if isinstance(slot, LLMSlot):

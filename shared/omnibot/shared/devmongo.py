@@ -53,7 +53,9 @@ def _server_command() -> list[str]:
 
 @contextlib.contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # The database files hold chats and encrypted secrets: only this user may read them.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     with (data_dir / "mongo.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -97,7 +99,8 @@ def ensure_dev_mongo(data_dir: str) -> str:
                 return f"mongodb://127.0.0.1:{state['port']}"
         port = free_port()
         storage = root / "mongo-data"
-        storage.mkdir(parents=True, exist_ok=True)
+        storage.mkdir(mode=0o700, parents=True, exist_ok=True)
+        storage.chmod(0o700)
         process = start_server(str(storage), port, root / "mongo.log")
         wait_until_up(port, process)
         state_file.write_text(json.dumps({"port": port, "pid": process.pid}))

@@ -5,7 +5,9 @@ Every variable is documented in the README with its default. Tests build `Settin
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
@@ -118,6 +120,19 @@ def _explain(message: str) -> str:
     return message
 
 
+MIN_ADMIN_TOKEN_BITS = 100
+
+
+def token_entropy_bits(token: str) -> float:
+    """A cautious estimate of a token's entropy: its length times the Shannon entropy of its own
+    characters. One letter repeated scores 0; `secrets.token_urlsafe(32)` about 200."""
+    if not token:
+        return 0.0
+    counts = Counter(token)
+    per_char = -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
+    return per_char * len(token)
+
+
 def _check(settings: Settings) -> None:
     if settings.chat_partitions < 1 or settings.chat_partitions > 1024:
         raise SettingsError("CHAT_PARTITIONS: must be between 1 and 1024")
@@ -140,3 +155,9 @@ def _check(settings: Settings) -> None:
             raise SettingsError("SECRET_KEY: required when OMNIBOT_ENV=production")
         if not settings.admin_token or len(settings.admin_token) < 24:
             raise SettingsError("ADMIN_TOKEN: required (24+ characters) when OMNIBOT_ENV=production")
+        if token_entropy_bits(settings.admin_token) < MIN_ADMIN_TOKEN_BITS:
+            raise SettingsError(
+                f"ADMIN_TOKEN: too guessable (about {token_entropy_bits(settings.admin_token):.0f} bits, "
+                f"at least {MIN_ADMIN_TOKEN_BITS} needed); generate one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )

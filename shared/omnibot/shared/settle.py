@@ -28,6 +28,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from omnibot.shared.backoff import backoff_delay
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
+from omnibot.shared.masking import mask_text
 from omnibot.shared.topology import DELIVERY_COUNT_HEADER, Stage, retry_tier_ms
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class Settler:
             case DeadLetter():
                 log.error("dead-lettering: %s", verdict.reason)
                 headers = {
-                    "x-error": verdict.reason[:2000],
+                    "x-error": mask_text(verdict.reason)[:2000],  # dead letters are shown
                     ATTEMPT_HEADER: verdict.attempt,
                     "x-dead-at": time.time(),
                     "x-stage": self._stage.name,
