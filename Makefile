@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run sandbox demo test test-fast lint typecheck format bench clean
+.PHONY: help install run sandbox demo test test-fast lint typecheck format bench image-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +35,7 @@ test: install ## the whole test suite (starts what it needs)
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services bench tests
 
 format: install
 	$(BIN)/ruff format .
@@ -44,6 +44,9 @@ format: install
 bench: install ## benchmarks (scripts, not tests); see "Performance" in the README
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python -m bench.pipeline_bench
+
+image-check: install ## build the image (podman or docker) and run every role from it, hardened, through a conversation
+	@scripts/image-check
 
 clean:
 	rm -rf .venv .tools .omnibot .mypy_cache .ruff_cache .pytest_cache

@@ -1,18 +1,12 @@
-"""What the benchmarks share: the machine's description, a MongoDB-protocol server, the sandbox as
-its own process, and settings isolated per run. Benchmarks are scripts, not tests."""
+"""What the benchmarks share: the machine's description, a MongoDB-protocol server, child processes
+(the testing kit's), and settings isolated per run. Benchmarks are scripts, not tests."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +14,7 @@ from pathlib import Path
 from omnibot.shared.crypto import generate_key
 from omnibot.shared.devmongo import throwaway_server
 from omnibot.shared.settings import Settings
+from omnibot.testkit.processes import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,12 +29,6 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def mongo() -> Iterator[str]:
     """MONGODB_URL, or a throwaway in-memory SecantusDB process."""
@@ -50,42 +39,15 @@ def mongo() -> Iterator[str]:
         yield url
 
 
-@contextlib.contextmanager
-def sandbox_process(per_minute: int = 10**9) -> Iterator[tuple[str, dict[str, object]]]:
-    """The Omnidesk sandbox as a separate process (so it does not share our CPU), unthrottled."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "omnibot.launcher", "sandbox", "--port", str(port)],
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/sandbox", timeout=1) as response:
-                    info = json.load(response)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        post(f"{url}/sandbox/rate-limit", {"per_minute": per_minute})
-        yield url, info
-    finally:
-        process.terminate()
-        process.wait(10)
+def spawn(name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> ChildProcess:
+    """A child process of the benchmark, in a session of its own, ended when the benchmark ends."""
+    return ChildProcess(name, argv, log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log", env=env, own_session=True)
 
 
-def post(url: str, body: object) -> object:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+async def started(process: ChildProcess, limit_s: float = 60) -> None:
+    """Start a process that says `ready` on stdout once it works, and wait for that."""
+    process.start(stdout_lines=True)
+    await process.wait_line("ready", limit_s)
 
 
 def bench_settings(mongo_url: str, **overrides: object) -> Settings:

@@ -27,7 +27,7 @@ import aiohttp
 import uvloop
 from pymongo import AsyncMongoClient
 
-from bench.common import bench_settings, machine, mongo, post, sandbox_process
+from bench.common import bench_settings, machine, mongo
 from omnibot.admin.operations import Management
 from omnibot.egress.deliver import Deliverer
 from omnibot.egress.download import FileDownloader
@@ -41,7 +41,9 @@ from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
+from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology, declare_topology, delete_topology
+from omnibot.testkit.sandbox import SandboxClient, sandbox_process
 
 TARGET = 0.70
 
@@ -110,7 +112,7 @@ async def deliverer_only(url: str, info: dict[str, Any], cases: list[int], per_c
             deliveries=MemoryDeliveryStore(),
             secrets=box,
             files=FileDownloader(NetworkPolicy.from_setting("")),
-            max_attempts=3,
+            policy=RetryPolicy(mode="delayed", max_attempts=3),
         )
         chats: asyncio.Queue[int] = asyncio.Queue()
         for case in cases:
@@ -189,36 +191,41 @@ async def egress(settings: Settings, channel_id: int, cases: list[int], per_chat
 
 async def main(replies: int, chats: int, runs: int) -> None:
     per_chat = max(1, replies // chats)
-    with mongo() as mongo_url, sandbox_process() as (url, info):
-        bare_rates: list[float] = []
-        deliverer_rates: list[float] = []
-        egress_rates: list[float] = []
-        for _ in range(runs):
-            # 8 partitions x prefetch 8: at most 64 in flight, as many as the bare client keeps.
-            settings = bench_settings(mongo_url, egress_prefetch=8, chat_partitions=8)
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-            ops = Management(client[settings.mongodb_db], SecretBox(settings.secret_key), settings)
-            await ops.agents.import_agent(
-                b'{"format":"omnibot/agent@1","name":"b","start":"e","slots":[{"id":"e","type":"end"}]}',
-                publish=True,
-            )
-            channel = await ops.channels.create_channel(
-                domain=url, api_key=str(info["api_key"]), email=str(info["bot_email"]), agent="b"
-            )
-            post(f"{url}/sandbox/reset", {})
-            post(f"{url}/sandbox/rate-limit", {"per_minute": 10**9})
-            cases = await open_cases(url, chats)
-            bare_rates.append(await bare(url, info, cases, per_chat))
-            deliverer_cases = await open_cases(url, chats)  # cases of its own: cursors start at 0
-            deliverer_rates.append(await deliverer_only(url, info, deliverer_cases, per_chat))
-            egress_rates.append(await egress(settings, channel.id, cases, per_chat))
-            await client.drop_database(settings.mongodb_db)
-            await client.close()
-            print(
-                f"  run: bare {bare_rates[-1]:,.0f}/s, delivery code {deliverer_rates[-1]:,.0f}/s, "
-                f"egress service {egress_rates[-1]:,.0f}/s",
-                flush=True,
-            )
+    with mongo() as mongo_url:
+        async with (
+            sandbox_process(per_minute=10**9) as (url, info),
+            aiohttp.ClientSession() as control_session,
+        ):
+            control = SandboxClient(control_session, url)
+            bare_rates: list[float] = []
+            deliverer_rates: list[float] = []
+            egress_rates: list[float] = []
+            for _ in range(runs):
+                # 8 partitions x prefetch 8: at most 64 in flight, as many as the bare client keeps.
+                settings = bench_settings(mongo_url, egress_prefetch=8, chat_partitions=8)
+                client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+                ops = Management(client[settings.mongodb_db], SecretBox(settings.secret_key), settings)
+                await ops.agents.import_agent(
+                    b'{"format":"omnibot/agent@1","name":"b","start":"e","slots":[{"id":"e","type":"end"}]}',
+                    publish=True,
+                )
+                channel = await ops.channels.create_channel(
+                    domain=url, api_key=str(info["api_key"]), email=str(info["bot_email"]), agent="b"
+                )
+                await control.reset()
+                await control.set_rate_limit(10**9)
+                cases = await open_cases(url, chats)
+                bare_rates.append(await bare(url, info, cases, per_chat))
+                deliverer_cases = await open_cases(url, chats)  # cases of its own: cursors start at 0
+                deliverer_rates.append(await deliverer_only(url, info, deliverer_cases, per_chat))
+                egress_rates.append(await egress(settings, channel.id, cases, per_chat))
+                await client.drop_database(settings.mongodb_db)
+                await client.close()
+                print(
+                    f"  run: bare {bare_rates[-1]:,.0f}/s, delivery code {deliverer_rates[-1]:,.0f}/s, "
+                    f"egress service {egress_rates[-1]:,.0f}/s",
+                    flush=True,
+                )
     b, d, e = (statistics.median(r) for r in (bare_rates, deliverer_rates, egress_rates))
     print(f"\negress benchmark: {chats} chats x {per_chat} replies, median of {runs} runs; {machine()}")
     rows = [

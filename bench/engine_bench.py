@@ -155,24 +155,134 @@ def _templated() -> dict[str, Any]:
     }
 
 
+# The understanding case: free text everywhere. Words are made of syllables, deterministically,
+# so the case is the same on every run and machine: 100 intents of 10 examples (each of 3-5 words
+# from the intent's own words and a shared pool) and 20-button menus with two synonyms a button.
+_SYLLABLES = [c + v for c in "бвгдзклмнпрстфх" for v in "аоуиеы"]
+
+
+def _word(i: int) -> str:
+    # Distinct for distinct i (a bijection mod base**3 spreads neighbours apart), 3 or 4 syllables.
+    base = len(_SYLLABLES)
+    x = (i * 7919 + 17) % base**3
+    digits = [x % base, (x // base) % base, (x // base**2) % base]
+    if i % 2:
+        digits.append((x * 31) % base)
+    return "".join(_SYLLABLES[d] for d in digits)
+
+
+_COMMON = [_word(10_000 + i) for i in range(60)]
+
+
+def _intent_words(k: int) -> list[str]:
+    return [_word(k * 8 + j) for j in range(8)]
+
+
+def _example(k: int, e: int) -> str:
+    own = _intent_words(k)
+    words = [own[(e + j) % 8] for j in range(2 + e % 2)] + [
+        _COMMON[(k * 3 + e * 5 + j) % 60] for j in range(1 + e % 3)
+    ]
+    return " ".join(words)
+
+
+def _understanding() -> dict[str, Any]:
+    intents = [
+        {"name": f"intent_{k}", "examples": [_example(k, e) for e in range(10)], "next": "menu"}
+        for k in range(100)
+    ]
+    buttons = [
+        {
+            "title": f"{_word(5000 + b)} {_word(6000 + b)}",
+            "synonyms": [f"{_word(7000 + b)} {_COMMON[b]}", f"{_word(8000 + b)} {_word(9000 + b)}"],
+            "next": "question",
+        }
+        for b in range(20)
+    ]
+    return {
+        "format": "omnibot/agent@1",
+        "name": "understanding",
+        "start": "route",
+        "working_hours": {"timezone": "Europe/Moscow", "days": {"mon-fri": "09:00-18:00"}},
+        "slots": [
+            {"id": "route", "type": "intent", "intents": intents, "threshold": 0.6, "fallback": "menu"},
+            {
+                "id": "menu",
+                "type": "button_menu",
+                "text": "Чем помочь?",
+                "buttons": buttons,
+                "fallback": "menu",
+            },
+            {
+                "id": "question",
+                "type": "input",
+                "text": "Ваш вопрос?",
+                "variable": "question",
+                "next": "route",
+            },
+        ],
+    }
+
+
+def _typo(word: str) -> str:
+    return word[:2] + word[3] + word[2] + word[4:] if len(word) >= 5 else word
+
+
+def _understanding_messages() -> list[CustomerMessage]:
+    # Alternating: an answer to the menu (free text: a synonym, a title with a typo, words swapped),
+    # then a question for the intents (an example reworded, with a typo and filler words).
+    out: list[CustomerMessage] = []
+    for i in range(40):
+        b, k = (i * 7) % 20, (i * 13) % 100
+        title = (
+            f"{_word(6000 + b)} {_typo(_word(5000 + b))}"
+            if i % 2
+            else f"пожалуйста {_word(8000 + b)} {_word(9000 + b)}"
+        )
+        words = _example(k, i % 10).split()
+        words[0] = _typo(words[0])
+        question = "здравствуйте, " + " ".join(reversed(words)) + "?"
+        out += [CustomerMessage(text=title), CustomerMessage(text=question)]
+    return out
+
+
 # A customer's side of the loop: choose the menu item, give a number (sometimes a wrong one).
 MESSAGES = [
     CustomerMessage(text=t) for t in ["Здравствуйте", "1", "12345", "1", "abc", "77", "Статус заказа", "5000"]
 ]
+UNDERSTANDING_MESSAGES = _understanding_messages()
 
 
-def _run(agent: Agent, steps: int, persist: bool) -> float:
+def _run(agent: Agent, steps: int, persist: bool, messages: list[CustomerMessage] = MESSAGES) -> float:
     state: ChatState | None = None
     stored: Any = None
-    n = len(MESSAGES)
+    n = len(messages)
     started = time.perf_counter()
     for i in range(steps):
         if persist:
             state = None if stored is None else msgspec.convert(stored, ChatState)
-        state, _ = step(agent, state, MESSAGES[i % n], NOW, CTX)
+        state, _ = step(agent, state, messages[i % n], NOW, CTX)
         if persist:
             stored = msgspec.to_builtins(state)
     return steps / (time.perf_counter() - started)
+
+
+def _report_matches(agent: Agent, messages: list[CustomerMessage]) -> None:
+    """How many of the scripted free-text messages were understood (a benchmark that matched
+    nothing would measure the fallback path only)."""
+    state: ChatState | None = None
+    chosen = intents = 0
+    for message in messages:
+        waiting = state.slot if state is not None else None
+        state, _ = step(agent, state, message, NOW, CTX)
+        if waiting == "menu" and state.slot == "question":
+            chosen += 1
+        if waiting == "question" and "intent" in state.variables:
+            intents += 1
+    print(
+        f"understand: {chosen}/{len(messages) // 2} menu answers and "
+        f"{intents}/{len(messages) // 2} intents matched"
+    )
 
 
 def main() -> None:
@@ -187,11 +297,20 @@ def main() -> None:
     print(f"{args.runs} runs x {args.steps} steps per case, median; target >= {TARGET:,} bare steps/s\n")
     print(f"{'agent':<10} {'case':<22} {'steps/s (median)':>17} {'min':>9} {'max':>9} {'us/step':>8}")
     worst = float("inf")
-    for label, doc in [("plain", _plain()), ("templated", _templated())]:
+    for label, doc, messages in [
+        ("plain", _plain(), MESSAGES),
+        ("templated", _templated(), MESSAGES),
+        ("understand", _understanding(), UNDERSTANDING_MESSAGES),
+    ]:
+        loaded = time.perf_counter()
         agent, _ = load_agent(doc)
-        _run(agent, 2_000, persist=False)  # warm the regex and template caches
+        agent.compiled  # noqa: B018 -- the compiled agent is built once, at load; measured apart
+        if label == "understand":
+            print(f"understand: agent loaded and compiled in {1000 * (time.perf_counter() - loaded):.0f} ms")
+            _report_matches(agent, messages)
+        _run(agent, 2_000, persist=False, messages=messages)  # warm the regex and template caches
         for case, persist in [("step()", False), ("step() + state trip", True)]:
-            rates = [_run(agent, args.steps, persist) for _ in range(args.runs)]
+            rates = [_run(agent, args.steps, persist, messages) for _ in range(args.runs)]
             median = statistics.median(rates)
             if not persist:
                 worst = min(worst, median)

@@ -72,7 +72,7 @@ def echo_state() -> dict[str, Any]:
     state: ChatState | None = None
     for text in ("hello", "again"):
         state, _effects = step(agent, state, CustomerMessage(text=text), now, ctx)
-    return msgspec.to_builtins(state)  # type: ignore[no-any-return]
+    return msgspec.to_builtins(state)
 
 
 def prefilled(spec: Prefill) -> tuple[list[ChatRecord], list[TranscriptLine], list[Cursor]]:

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+
+from omnibot.testkit.ports import free_port
 
 ARTIFACTS = Path(".omnibot/test-artifacts")
 CHROMIUM_FLAGS = [
@@ -45,12 +46,6 @@ CHROMIUM_FLAGS = [
 ]
 # What a test waits for at most, for one expectation on a page (Playwright's own default is 5 s).
 EXPECT_TIMEOUT_MS = 10_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_devtools(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> str:
@@ -73,7 +68,7 @@ def chromium_endpoint() -> Iterator[str]:
     executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if executable is None:
         pytest.fail("chromium is not installed: run scripts/ensure-tools (scripts/test does)")
-    port = _free_port()
+    port = free_port()
     profile = tempfile.mkdtemp(prefix="omnibot-chromium-")
     process = subprocess.Popen(
         [executable, *CHROMIUM_FLAGS, f"--remote-debugging-port={port}", f"--user-data-dir={profile}"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import free_port
+from omnibot.testkit.ports import free_port
 
 
 async def _serve(html: str) -> tuple[web.AppRunner, str]:

@@ -11,8 +11,8 @@ import pytest
 from playwright.async_api import ConsoleMessage, Dialog, Page, expect
 
 from omnibot.sandbox.state import SandboxState
-from tests.conftest import free_port
-from tests.harness import running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,8 +18,10 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, chat_record, eventually, running_sandbox, setup_channel
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
+from tests.harness import chat_record, eventually, setup_channel
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -27,8 +27,10 @@ from omnibot.shared.crypto import SecretBox, same_secret
 from omnibot.shared.messages import OutboundAction, TransferToOperator, outbound_decoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, partition_of
-from tests.conftest import free_port, take_all
-from tests.harness import FIXTURES, running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from tests.conftest import take_all
+from tests.harness import FIXTURES
 
 TOKEN = "test-admin-token-0123456789abcdef"
 AGENT_FILE = (FIXTURES / "agents" / "pipeline-demo.json").read_bytes()
@@ -154,7 +156,7 @@ async def test_every_route_is_in_the_openapi_document_and_nothing_else(admin: Ad
     _, document = await admin.call("GET", f"{API}/openapi.json", token=None)
     served = {
         (route.method.lower(), route.resource.canonical)
-        for route in admin.http.server.app.router.routes()
+        for route in admin.http.server.app.router.routes()  # type: ignore[attr-defined]
         if route.method != "HEAD" and route.resource is not None
     }
     documented = {(method, path) for path, operations in document["paths"].items() for method in operations}
@@ -680,7 +682,7 @@ async def seed_chat(
         state={"slot": "ask", "waiting": "reply", "variables": {"order_id": "42", "client_message": "2"}},
         version=3,
         out_seq=5,
-        pending=[PENDING],
+        pending=[msgspec.convert(PENDING, OutboundAction)],
         last_error="external request timed out",
         created_at=1_700_000_000.0,
     )

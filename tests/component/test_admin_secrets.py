@@ -18,8 +18,9 @@ from omnibot.admin.service import DEV_TOKEN_FILE, serve_admin
 from omnibot.shared.channels import MongoChannelStore, verify_secret_key
 from omnibot.shared.crypto import SecretBox, SecretKeyError, generate_key
 from omnibot.shared.settings import Settings, SettingsError, load_settings
-from tests.conftest import free_port
-from tests.harness import FIXTURES, ServiceTask
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.services import ServiceTask
+from tests.harness import FIXTURES
 
 AGENT_FILE = (FIXTURES / "agents" / "pipeline-demo.json").read_bytes()
 
@@ -147,4 +148,8 @@ def test_production_refuses_to_start_without_an_admin_token() -> None:
         load_settings(environ)
     with pytest.raises(SettingsError, match="ADMIN_TOKEN"):
         load_settings({**environ, "ADMIN_TOKEN": "short"})
-    assert load_settings({**environ, "ADMIN_TOKEN": "x" * 24}).admin_token == "x" * 24
+    # One letter repeated is refused too (issue 10: too guessable); a generated token is accepted.
+    with pytest.raises(SettingsError, match="ADMIN_TOKEN"):
+        load_settings({**environ, "ADMIN_TOKEN": "x" * 24})
+    token = "Zk3v9QaP2mL8rT5wY1nB6cD4eF7gH0jK"
+    assert load_settings({**environ, "ADMIN_TOKEN": token}).admin_token == token

@@ -19,8 +19,9 @@ from omnibot.shared.messages import SendText, TransferToOperator
 from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
-from tests.conftest import free_port
-from tests.harness import running_sandbox
+from omnibot.shared.settle import RetryPolicy
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
 
 BOX = SecretBox(generate_key())
 
@@ -73,7 +74,7 @@ async def env() -> AsyncIterator[Env]:
                 deliveries=cursors,
                 secrets=BOX,
                 files=files,
-                max_attempts=3,
+                policy=RetryPolicy(mode="delayed", max_attempts=3),
             )
             yield Env(state, deliverer, cursors, case)
         await files.close()

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from omnibot.dialog.fetch import ExternalFetcher, FetchResult
 from omnibot.shared.net.policy import NetworkPolicy, PolicyResolver
@@ -511,7 +511,7 @@ async def test_redirect_to_a_name_resolving_to_a_refused_address_is_refused(
 
 
 def redirect_url(upstream: Upstream, target: str, status: int = 302) -> str:
-    return str(aiohttp.client.URL(upstream.url("/redirect-to")).with_query(url=target, status=str(status)))
+    return str(URL(upstream.url("/redirect-to")).with_query(url=target, status=str(status)))
 
 
 @pytest.mark.parametrize("status", [307, 308])

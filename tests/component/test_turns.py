@@ -154,7 +154,7 @@ async def test_a_concurrent_writer_makes_the_turn_run_again_on_the_new_state() -
             return False
         return await real_commit(record, expected)
 
-    chats.commit = racing_commit  # type: ignore[method-assign]
+    chats.commit = racing_commit  # type: ignore[method-assign,assignment]
     await run.handle(inbound("2", "e2"))
     assert texts(published)[-1] == "Всего доброго!"
     assert [a.seq for a in published] == [1, 2, 3]

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from omnibot.dialog.service import serve_dialog
-from omnibot.egress.service import serve_egress
-from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, add_rules, running_sandbox, setup_channel
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask, running_services
+from tests.harness import add_rules, setup_channel
 
 
 @dataclass
@@ -41,13 +40,7 @@ async def pipeline(
     settings: Settings, broker: object, db: object, sandbox: tuple[SandboxState, str]
 ) -> AsyncIterator[Pipeline]:
     state, url = sandbox
-    services = {"ingress": ServiceTask("ingress", serve_ingress, settings)}
-    await services["ingress"].wait_ready()
-    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
-        services[name] = ServiceTask(name, serve, settings)
-        await services[name].wait_ready()
-    channel = await setup_channel(settings, state, url)
-    await add_rules(url, channel["webhook_url"])
-    yield Pipeline(settings, state, url, channel, services)
-    for service in reversed(list(services.values())):
-        await service.stop()
+    async with running_services(settings) as services:
+        channel = await setup_channel(settings, state, url)
+        await add_rules(url, channel["webhook_url"])
+        yield Pipeline(settings, state, url, channel, services)

@@ -27,8 +27,10 @@ from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.crypto import generate_key
 from omnibot.shared.settings import Settings, env_name
 from omnibot.shared.topology import Topology
-from tests.conftest import free_port
-from tests.harness import FIXTURES, ROOT, ServiceProcess, ServiceTask, settings_env
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.processes import ServiceProcess, child_env
+from omnibot.testkit.services import ServiceTask
+from tests.harness import FIXTURES, ROOT
 from tests.integration.test_admin_service import bury, queued
 
 AGENT = str(FIXTURES / "agents" / "pipeline-demo.json")
@@ -315,7 +317,7 @@ async def test_chat_commands(
     code, out, _ = await omnibot("--json", "chat", "resume", "1", "100")
     resumed = json.loads(out)
     assert (code, resumed["owner"], resumed["slot"], resumed["variables"]) == (0, "bot", None, {})
-    record = await chats.load("1:100")
+    record = await chats.load("1:100")  # type: ignore[assignment]
     assert record is not None and (record.out_seq, record.version) == (4, 4)  # the transfer took seq 4
     code, _, err = await omnibot("chat", "transfer", "1", "999")
     assert (code, "chat 999 of channel 1 does not exist" in err) == (1, True)
@@ -456,7 +458,7 @@ def test_run_admin_as_a_process(settings: Settings, db: Any, tmp_path: Path) -> 
 
 
 def test_run_admin_with_a_wrong_secret_key_exits_2(settings: Settings, db: Any, tmp_path: Path) -> None:
-    env = settings_env(settings)
+    env = child_env(settings)
     imported = subprocess.run(
         [sys.executable, "-m", "omnibot.launcher", "agent", "import", AGENT],
         env=env,

@@ -25,8 +25,9 @@ from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.settings import Settings
+from omnibot.testkit.services import ServiceTask
 from tests.conftest import free_port
-from tests.harness import FIXTURES, ServiceTask
+from tests.harness import FIXTURES
 
 TOKEN = "hostile-admin-token-0123456789abcdef"
 AGENT = (FIXTURES / "agents" / "pipeline-demo.json").read_bytes()
@@ -373,7 +374,7 @@ def fuzz(base: str, sandbox_url: str) -> list[str]:
         return case
 
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]  # our own document: every operation loads
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
             @hypothesis.settings(

@@ -22,8 +22,10 @@ from omnibot.ingress.service import serve_ingress
 from omnibot.launcher import cli
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import FIXTURES, ServiceTask, running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import ServiceTask
+from tests.harness import FIXTURES
 from tests.integration.test_admin_cli import use_settings
 
 TOKEN = "masking-admin-token-0123456789abcdef"

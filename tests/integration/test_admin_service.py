@@ -22,10 +22,11 @@ from omnibot.sandbox.state import SandboxState
 from omnibot.shared.messages import SendText, encoder
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
-from tests.conftest import free_port, take_all
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.services import ServiceTask
+from tests.conftest import take_all
 from tests.harness import (
     FIXTURES,
-    ServiceTask,
     add_rules,
     bot_texts,
     customer_says,

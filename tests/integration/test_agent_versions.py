@@ -6,7 +6,8 @@ import json
 
 import msgspec
 
-from tests.harness import FIXTURES, customer_says, management, wait_bot_messages
+from omnibot.testkit.channels import management
+from tests.harness import FIXTURES, customer_says, wait_bot_messages
 from tests.integration.conftest import Pipeline
 
 

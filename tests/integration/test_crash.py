@@ -20,17 +20,11 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import (
-    ServiceProcess,
-    ServiceTask,
-    add_rules,
-    bot_texts,
-    customer_says,
-    management,
-    setup_channel,
-    wait_bot_messages,
-)
+from omnibot.testkit.channels import management
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.processes import ServiceProcess
+from omnibot.testkit.services import ServiceTask
+from tests.harness import add_rules, bot_texts, customer_says, setup_channel, wait_bot_messages
 
 MENU = "Чем помочь?\n1. Статус заказа\n2. Оператор"
 

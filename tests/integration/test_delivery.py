@@ -18,7 +18,8 @@ from omnibot.sandbox.state import FaultResponse, SandboxState
 from omnibot.shared.deadletters import list_dead, replay_dead
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology
-from tests.harness import ServiceTask, add_rules, bot_texts, customer_says, setup_channel, wait_bot_messages
+from omnibot.testkit.services import ServiceTask
+from tests.harness import add_rules, bot_texts, customer_says, setup_channel, wait_bot_messages
 from tests.integration.conftest import Pipeline
 
 MESSAGES = r"/api/cases/\d+/messages\.json"
@@ -173,8 +174,8 @@ async def test_a_file_over_omnideskss_cap_is_refused_clearly(files: Pipeline) ->
 
 
 async def test_a_throttled_account_does_not_hold_up_another(pipeline: Pipeline) -> None:
-    from tests.conftest import free_port
-    from tests.harness import running_sandbox
+    from omnibot.testkit.ports import free_port
+    from omnibot.testkit.sandbox import running_sandbox
 
     storm = [FaultResponse(status=429, headers={"retry_after": "60"}, body={"error": "rate_limit_exceeded"})]
     pipeline.sandbox.faults.add(method="POST", path=MESSAGES, responses=storm, times=50)

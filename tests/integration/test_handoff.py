@@ -13,8 +13,8 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.services import ServiceTask
 from tests.harness import (
-    ServiceTask,
     add_rules,
     bot_texts,
     chat_record,

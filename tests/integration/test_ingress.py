@@ -15,7 +15,9 @@ from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology
-from tests.harness import ServiceTask, management, setup_channel
+from omnibot.testkit.channels import management
+from omnibot.testkit.services import ServiceTask
+from tests.harness import setup_channel
 
 SEED = {
     "event": "new_message",

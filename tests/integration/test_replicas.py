@@ -10,16 +10,9 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.harness import (
-    ServiceProcess,
-    ServiceTask,
-    add_rules,
-    bot_texts,
-    customer_says,
-    eventually,
-    setup_channel,
-    wait_bot_messages,
-)
+from omnibot.testkit.processes import ServiceProcess
+from omnibot.testkit.services import ServiceTask
+from tests.harness import add_rules, bot_texts, customer_says, eventually, setup_channel, wait_bot_messages
 
 MENU = "Чем помочь?\n1. Статус заказа\n2. Оператор"
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
-from omnibot.dialog.service import serve_dialog
-from omnibot.egress.service import serve_egress
-from omnibot.ingress.service import serve_ingress
+from omnibot.replay.engine_runner import LLM_PATH
 from omnibot.replay.external import FakeExternalServer, running_fake_external
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from tests.conftest import free_port
-from tests.harness import ServiceTask, running_sandbox
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.sandbox import running_sandbox
+from omnibot.testkit.services import running_services
 
 
 @dataclass
@@ -51,13 +51,9 @@ async def replay_pipeline(
     sandbox: tuple[SandboxState, str],
     fake_external: tuple[FakeExternalServer, str],
 ) -> AsyncIterator[ReplayPipeline]:
-    services = [ServiceTask("ingress", serve_ingress, settings)]
-    await services[0].wait_ready()
-    for name, serve in (("dialog", serve_dialog), ("egress", serve_egress)):
-        services.append(ServiceTask(name, serve, settings))
-        await services[-1].wait_ready()
-    try:
+    # `llm` slots ask the fake external service, as in the engine runs (LLM_PATH).
+    with_llm = msgspec.structs.replace(
+        settings, llm_base_url=fake_external[1] + LLM_PATH, llm_model="replay-model"
+    )
+    async with running_services(with_llm):
         yield ReplayPipeline(settings, *sandbox, *fake_external)
-    finally:
-        for service in reversed(services):
-            await service.stop()

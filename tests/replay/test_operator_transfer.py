@@ -17,9 +17,10 @@ import pytest
 from omnibot.agents.agent import load_agent
 from omnibot.agents.engine import CallExternal, ChatState, CustomerMessage, TurnContext, step
 from omnibot.replay.engine_runner import START
-from omnibot.replay.pipeline_runner import bot_outputs, set_up_channel
+from omnibot.replay.pipeline_runner import bot_outputs
 from omnibot.replay.scenario import agent_document
 from omnibot.replay.transcript import load
+from omnibot.testkit.channels import set_up_channel
 from tests.harness import customer_says, wait_bot_messages
 from tests.replay.conftest import ReplayPipeline
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from omnibot.launcher.cli import build_parser, render
@@ -55,7 +57,7 @@ def test_arguments_of_the_management_commands() -> None:
 
 
 def test_a_page_is_a_table_with_a_pointer_to_the_next() -> None:
-    page = {
+    page: dict[str, Any] = {
         "items": [
             {
                 "id": 1,

@@ -53,7 +53,7 @@ def test_short_words_get_no_typo_tolerance() -> None:
 
 
 def test_scores_are_ranked_and_complete() -> None:
-    found = MENU.match("оператор", 0.7)
+    found = MENU.match("оператор", 0.7, complete=True)
     assert found.scores[0].key == 1
     assert sorted(s.key for s in found.scores) == [0, 1, 2]
 
@@ -67,7 +67,7 @@ INTENTS = IntentModel(
 
 
 def test_intents_classify_with_confidence() -> None:
-    found = INTENTS.classify("Подскажите, где мой заказ?", 0.6)
+    found = INTENTS.classify("Подскажите, где мой заказ?", 0.6, complete=True)
     assert found.intent == "order_status"
     assert found.confidence >= 0.9
     assert [s.name for s in found.scores] == ["order_status", "refund"]

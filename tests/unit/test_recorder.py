@@ -1,5 +1,7 @@
 """What the recorder makes of observed messages."""
 
+from typing import Any
+
 from omnibot.replay.recorder import Recorder, from_dead_letters
 from omnibot.replay.transcript import BotLine, CustomerLine, FileLine, TransferLine, dump, parse
 from omnibot.shared.messages import InboundMessage, SendFile, SendText, TransferToOperator, Visitor
@@ -68,7 +70,7 @@ def test_republished_actions_and_orphan_outputs_are_not_recorded() -> None:
 
 
 def test_dead_letters_become_customer_lines() -> None:
-    bodies = [
+    bodies: list[Any] = [
         {
             "type": "inbound.message.v1",
             "event_id": "e1",

@@ -13,11 +13,17 @@ import re
 import typing
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
 from omnibot.agents import conditions
+from omnibot.agents.hours import HoursInvalid, parse_schedule
+from omnibot.agents.intents import IntentModel
+from omnibot.agents.patterns import pattern_problem
+
+if TYPE_CHECKING:
+    from omnibot.agents.compiled import CompiledAgent
 
 FORMAT: Final = "omnibot/agent@1"
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -29,8 +35,17 @@ MAX_AGENT_BYTES: Final = 1024 * 1024
 MAX_SLOTS: Final = 1000
 # Set by the engine for every turn: an agent that assigns them would see its value overwritten.
 RUNTIME_PINNED: Final = frozenset(
-    {"client_message", "client_attachments", "date", "chat_id", "channel_id", "agent_name"}
+    {
+        "client_message",
+        "client_attachments",
+        "date",
+        "chat_id",
+        "channel_id",
+        "agent_name",
+        "within_working_hours",
+    }
 )
+DEFAULT_SESSION_TIMEOUT_S: Final = 900.0
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -63,6 +78,19 @@ class AgentUnreadable(AgentInvalid):
 class Button(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     title: str
     next: str
+    synonyms: list[str] = []  # more phrases that choose this button in free text
+
+
+class Intent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    name: str
+    examples: list[str]
+    next: str
+
+
+class WorkingHours(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    timezone: str
+    days: dict[str, str]  # "mon-fri" -> "09:00-18:00" (see omnibot.agents.hours)
+    holidays: list[str] = []  # "YYYY-MM-DD"
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -133,8 +161,27 @@ class ExternalRequestSlot(_Slot, tag="external_request", kw_only=True, frozen=Tr
     on_error: str | None = None  # None: `next`
 
 
+class IntentSlot(_Slot, tag="intent", kw_only=True, frozen=True):
+    intents: list[Intent]
+    fallback: str
+    threshold: float | None = None  # None: the agent's `match_threshold`
+
+
+class LLMSlot(_Slot, tag="llm", kw_only=True, frozen=True):
+    prompt: str
+    next: str
+    system: str = ""
+    history: int = 0  # past exchanges (customer message + bot replies) sent along
+    save: str | None = None
+    send: bool = True
+    max_tokens: int = 300
+    timeout_s: float = 20.0
+    on_error: str | None = None  # None: `next`
+
+
 class TransferSlot(_Slot, tag="transfer", kw_only=True, frozen=True):
     text: str | None = None
+    closed_text: str | None = None  # sent instead of `text` outside working hours
 
 
 class EndSlot(_Slot, tag="end", kw_only=True, frozen=True):
@@ -152,6 +199,8 @@ Slot = (
     | ExternalRequestSlot
     | TransferSlot
     | EndSlot
+    | IntentSlot
+    | LLMSlot
 )
 SLOT_TYPES: Final[dict[str, type[_Slot]]] = {
     str(cls.__struct_config__.tag): cls for cls in typing.get_args(Slot) if issubclass(cls, _Slot)
@@ -166,6 +215,10 @@ class Agent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     variables: dict[str, Any] = {}
     start: str
     slots: list[Slot]
+    match_threshold: float = 0.7
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S  # 0: never
+    on_timeout: str | None = None
+    working_hours: WorkingHours | None = None
 
     def slot(self, slot_id: str) -> Slot | None:
         """The slot with this id, or None."""
@@ -179,6 +232,13 @@ class Agent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         for s in self.slots:
             index.setdefault(s.id, s)
         return index
+
+    @functools.cached_property
+    def compiled(self) -> CompiledAgent:
+        """What matching needs, prepared once per agent object (indexes, models, schedule)."""
+        from omnibot.agents.compiled import CompiledAgent  # here: it imports this module
+
+        return CompiledAgent(self)
 
 
 def targets(slot: Slot) -> Iterator[tuple[str, str]]:
@@ -199,6 +259,14 @@ def targets(slot: Slot) -> Iterator[tuple[str, str]]:
             yield "next", slot.next
             if slot.on_error is not None:
                 yield "on_error", slot.on_error
+        case IntentSlot():
+            for i, intent in enumerate(slot.intents):
+                yield f"intents[{i}].next", intent.next
+            yield "fallback", slot.fallback
+        case LLMSlot():
+            yield "next", slot.next
+            if slot.on_error is not None:
+                yield "on_error", slot.on_error
         case TextSlot() | InputSlot() | MemorySlot() | AttachmentSlot():
             yield "next", slot.next
         case TransferSlot() | EndSlot():
@@ -207,7 +275,19 @@ def targets(slot: Slot) -> Iterator[tuple[str, str]]:
 
 # -- import -----------------------------------------------------------------------------------------
 
-_TOP_LEVEL: Final = frozenset({"format", "name", "variables", "start", "slots"})
+_TOP_LEVEL: Final = frozenset(
+    {
+        "format",
+        "name",
+        "variables",
+        "start",
+        "slots",
+        "match_threshold",
+        "session_timeout_s",
+        "on_timeout",
+        "working_hours",
+    }
+)
 _AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
@@ -271,6 +351,9 @@ def load_agent(data: bytes | str | dict[str, Any]) -> tuple[Agent, list[Problem]
     start = raw.get("start")
     if isinstance(start, str) and start and known_ids and start not in known_ids:
         report.error(None, f"`start` points to unknown slot {start!r}")
+    options = _check_options(raw, known_ids, report)
+    for slot in slots:
+        _check_understanding(slot, options.get("match_threshold", 0.7), report)
 
     if report.failed:
         raise AgentInvalid(report.problems)
@@ -280,6 +363,7 @@ def load_agent(data: bytes | str | dict[str, Any]) -> tuple[Agent, list[Problem]
         variables=dict(raw.get("variables") or {}),
         start=raw["start"],
         slots=slots,
+        **options,
     )
     _check_reachability(agent, report)
     return agent, report.problems
@@ -432,10 +516,8 @@ def _check_slot_semantics(slot: Slot, known_ids: set[str], report: _Report) -> N
                 report.error(sid, "`variable` must not be empty")
             _warn_pinned(sid, [slot.variable], report)
             if slot.pattern is not None:
-                try:
-                    conditions.compile_pattern(slot.pattern)
-                except re.error as exc:
-                    report.error(sid, f"bad regex in `pattern` {slot.pattern!r}: {exc}")
+                if (problem := pattern_problem(slot.pattern)) is not None:
+                    report.error(sid, f"bad regex in `pattern` {slot.pattern[:80]!r}: {problem}")
                 if not slot.retry_text and not slot.text:
                     report.warning(
                         sid, "`pattern` without `retry_text` or `text`: a wrong answer gets no reply"
@@ -448,6 +530,8 @@ def _check_slot_semantics(slot: Slot, known_ids: set[str], report: _Report) -> N
             for i, rule in enumerate(slot.rules):
                 for message in conditions.check(rule.if_, f"rules[{i}].if"):
                     report.error(sid, message)
+                for message in conditions.warnings(rule.if_, f"rules[{i}].if"):
+                    report.warning(sid, message)
         case AttachmentSlot():
             if not slot.url.strip():
                 report.error(sid, "`url` must not be empty")
@@ -476,8 +560,9 @@ def _warn_pinned(sid: str, names: list[str], report: _Report) -> None:
 
 
 def _check_reachability(agent: Agent, report: _Report) -> None:
-    reached = {agent.start}
-    queue = deque([agent.start])
+    roots = [agent.start, *([agent.on_timeout] if agent.on_timeout else [])]
+    reached = set(roots)
+    queue = deque(roots)
     while queue:
         slot = agent.slot(queue.popleft())
         if slot is None:
@@ -491,12 +576,127 @@ def _check_reachability(agent: Agent, report: _Report) -> None:
             report.warning(slot.id, f"unreachable from `start` ({agent.start!r})")
 
 
+# -- the agent-level options of free text, inactivity and working hours (issue 15) -----------------
+
+
+_OPTION_DEFAULTS: Final[dict[str, Any]] = {
+    "match_threshold": 0.7,
+    "session_timeout_s": DEFAULT_SESSION_TIMEOUT_S,
+    "on_timeout": None,
+    "working_hours": None,
+}
+
+
+def _check_options(raw: dict[str, Any], known_ids: set[str], report: _Report) -> dict[str, Any]:
+    """Check the optional top-level fields; the valid ones, as Agent keyword arguments."""
+    found: dict[str, Any] = {}
+    if "match_threshold" in raw:
+        value = raw["match_threshold"]
+        if not _is_fraction(value):
+            report.error(None, f"`match_threshold` must be a number from 0 to 1, not {value!r}")
+        else:
+            found["match_threshold"] = float(value)
+    if "session_timeout_s" in raw:
+        value = raw["session_timeout_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            report.error(None, f"`session_timeout_s` must be a number of seconds (0: off), not {value!r}")
+        else:
+            found["session_timeout_s"] = float(value)
+    if "on_timeout" in raw:
+        value = raw["on_timeout"]
+        if not isinstance(value, str) or not value:
+            report.error(None, "`on_timeout` must be a slot id")
+        elif known_ids and value not in known_ids:
+            report.error(None, f"`on_timeout` points to unknown slot {value!r}")
+        else:
+            found["on_timeout"] = value
+            if found.get("session_timeout_s", DEFAULT_SESSION_TIMEOUT_S) == 0:
+                report.warning(None, "`on_timeout` never runs: `session_timeout_s` is 0")
+    if "working_hours" in raw:
+        hours = _check_working_hours(raw["working_hours"], report)
+        if hours is not None:
+            found["working_hours"] = hours
+    return found
+
+
+def _is_fraction(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 1
+
+
+def _check_working_hours(value: Any, report: _Report) -> WorkingHours | None:
+    if not isinstance(value, dict):
+        report.error(None, "`working_hours` must be an object with `timezone` and `days`")
+        return None
+    if not _check_fields(value, WorkingHours, "working_hours.", None, report):
+        return None
+    hours = msgspec.convert(value, WorkingHours)
+    try:
+        parse_schedule(hours.timezone, hours.days, hours.holidays)
+    except HoursInvalid as exc:
+        report.error(None, f"`working_hours`: {exc}")
+        return None
+    return hours
+
+
+def _check_understanding(slot: Slot, match_threshold: float, report: _Report) -> None:
+    """The new slot fields: intents, thresholds, llm prompts; overlapping intents warn."""
+    sid = slot.id
+    match slot:
+        case ButtonMenuSlot():
+            for i, button in enumerate(slot.buttons):
+                if any(not s.strip() for s in button.synonyms):
+                    report.error(sid, f"`buttons[{i}].synonyms` has an empty phrase")
+        case IntentSlot():
+            _check_intents(slot, match_threshold, report)
+        case LLMSlot():
+            if not slot.prompt.strip():
+                report.error(sid, "`prompt` must not be empty")
+            if not 0 <= slot.history <= 50:
+                report.error(sid, f"`history` must be from 0 to 50 exchanges, not {slot.history}")
+            if not 1 <= slot.max_tokens <= 32_000:
+                report.error(sid, f"`max_tokens` must be from 1 to 32000, not {slot.max_tokens}")
+            if not 0 < slot.timeout_s <= MAX_TIMEOUT_S:
+                report.error(
+                    sid, f"`timeout_s` must be above 0 and at most {MAX_TIMEOUT_S:g}, not {slot.timeout_s:g}"
+                )
+            if slot.save is not None:
+                _warn_pinned(sid, [slot.save], report)
+        case _:
+            pass
+
+
+def _check_intents(slot: IntentSlot, match_threshold: float, report: _Report) -> None:
+    sid = slot.id
+    if not slot.intents:
+        report.error(sid, "`intents` must not be empty")
+    if slot.threshold is not None and not _is_fraction(slot.threshold):
+        report.error(sid, f"`threshold` must be a number from 0 to 1, not {slot.threshold!r}")
+    names: set[str] = set()
+    for i, intent in enumerate(slot.intents):
+        if not intent.name.strip():
+            report.error(sid, f"`intents[{i}].name` must not be empty")
+        elif intent.name in names:
+            report.error(sid, f"intent {intent.name!r} is defined twice")
+        names.add(intent.name)
+        if not [e for e in intent.examples if e.strip()]:
+            report.error(sid, f"intent {intent.name!r} has no examples")
+    own = slot.threshold
+    threshold = own if own is not None and _is_fraction(own) else match_threshold
+    model = IntentModel([(i.name, i.examples) for i in slot.intents])
+    for name, other, example in model.overlaps(threshold):
+        report.warning(sid, f"example {example!r} of intent {name!r} matches intent {other!r} as well")
+
+
 # -- export -----------------------------------------------------------------------------------------
 
 
 def dump_agent(agent: Agent) -> bytes:
     """The agent as an importable, indented JSON file: `load_agent(dump_agent(a))` equals `a`."""
     doc = msgspec.to_builtins(agent)
+    # The optional agent-level fields appear only when set, so older files export as they were.
+    for key, default in _OPTION_DEFAULTS.items():
+        if doc.get(key) == default:
+            del doc[key]
     # Readers look for a slot's id first; the encoder would put the tag field first.
     doc["slots"] = [{"id": s["id"], **{k: v for k, v in s.items() if k != "id"}} for s in doc["slots"]]
     return msgspec.json.format(msgspec.json.encode(doc), indent=2) + b"\n"

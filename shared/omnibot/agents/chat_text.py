@@ -50,6 +50,15 @@ def parse_client_message(text: str) -> tuple[str, list[str]]:
     return text.strip(), []
 
 
+def without_block(text: str, urls: Sequence[str]) -> str:
+    """The customer's words of a message whose files are known (`message_text` built `text`):
+    only the block made of exactly those urls is split off; one the customer typed stays text."""
+    block = _BLOCK_START + "\n".join(urls)
+    if urls and text.endswith(block):
+        text = text[: -len(block)]
+    return text.strip()
+
+
 def _looks_like_url(line: str) -> bool:
     return line.startswith(("http://", "https://")) and " " not in line
 
@@ -87,15 +96,26 @@ def match_button(reply: str, buttons: Sequence[Button | str]) -> int | None:
     return None
 
 
+def attachment_urls(message: dict[str, Any]) -> list[str]:
+    """The urls of a message's files as Omnidesk's API lists them (`attachments[].url`)."""
+    return [
+        str(a.get("url")) for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")
+    ]
+
+
 def message_text(message: dict[str, Any]) -> str:
     """The customer's words as the chat shows them: content (or content_html), then their files."""
     content = str(message.get("content") or "")
     if not content.strip() and message.get("content_html"):
         markup = str(message["content_html"]).replace("<br>", "\n").replace("</p><p>", "\n\n")
         content = html.unescape(_TAG.sub("", markup))
-    urls = [
-        str(a.get("url")) for a in message.get("attachments") or [] if isinstance(a, dict) and a.get("url")
-    ]
+    urls = attachment_urls(message)
     if urls:
         content = content + _BLOCK_START + "\n".join(urls)
     return content
+
+
+def looks_like_menu_line(reply: str) -> bool:
+    """A reply written like a line of the numbered menu (`2. Оператор`, `3) ...`): its number
+    decides, so free-text matching leaves it alone."""
+    return _NUMBERED_TITLE.fullmatch(reply.strip()) is not None

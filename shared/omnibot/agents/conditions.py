@@ -16,33 +16,33 @@ Semantics, chosen to be unsurprising for values that come from chats and JSON AP
   (ISO dates such as `{{date}}` order correctly); anything else is false.
 - `contains`: substring of a string, element of a list, key of an object.
 - `in`: element of a list value, substring of a string value, key of an object value.
-- `matches`: `re.search` of the regex in the text (numbers are matched as their text).
+- `matches`: the RE2 pattern occurs in the text (numbers are matched as their text); see
+  `omnibot.agents.patterns` for the syntax and bounds. The pattern is literal: `{{...}}` in it is
+  not rendered, because a rendered value would let a customer write the pattern. An agent that
+  wants a pattern built from variables says so with `"template": true`; the rendered pattern then
+  runs under the same bounds, and one that does not compile makes the condition false.
 - `exists`: set and not empty (None, "", [] and {} are empty); `"value": false` inverts it.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from omnibot.agents.templates import MISSING, lookup, render_value
+from omnibot.agents.patterns import PatternError, compile_pattern, pattern_problem, search
+from omnibot.agents.templates import MISSING, lookup, render, render_value
 
 OPS: Final = frozenset({"eq", "ne", "contains", "matches", "exists", "gt", "gte", "lt", "lte", "in"})
-_COMPARE_KEYS: Final = frozenset({"var", "op", "value"})
+__all__ = ["OPS", "ConditionError", "check", "compile_pattern", "evaluate", "warnings"]
+
+_COMPARE_KEYS: Final = frozenset({"var", "op", "value", "template"})
 _NUMERIC: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER: Final = re.compile(r"[+-]?\d+")
 
 
 class ConditionError(ValueError):
     """A condition that is not well-formed (only reachable for agents that skipped validation)."""
-
-
-@functools.lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a regex once per process; agents reuse the same few patterns on every message."""
-    return re.compile(pattern)
 
 
 def check(cond: Any, where: str = "if") -> list[str]:
@@ -74,19 +74,43 @@ def check(cond: Any, where: str = "if") -> list[str]:
             problems.append(f"`{where}`: op `{op}` needs a `value`")
         return problems
     value = cond["value"]
+    templated = cond.get("template", False)
+    if "template" in cond and (op != "matches" or not isinstance(templated, bool)):
+        problems.append(f"`{where}.template` is only for `matches`, and is true or false")
     if op == "matches":
         if not isinstance(value, str):
             problems.append(f"`{where}.value` of `matches` must be a regex string")
-        elif not _is_template(value):
-            try:
-                compile_pattern(value)
-            except re.error as exc:
-                problems.append(f"`{where}.value`: bad regex {value!r}: {exc}")
+        elif templated is True:
+            if not _is_template(value):
+                problems.append(f"`{where}`: `template` is true but the pattern has no placeholder")
+        elif (problem := pattern_problem(value)) is not None:
+            problems.append(f"`{where}.value`: bad regex {value[:80]!r}: {problem}")
     elif op == "exists" and not isinstance(value, bool):
         problems.append(f"`{where}.value` of `exists` must be true or false")
     elif op == "in" and not isinstance(value, list | str | dict):
         problems.append(f"`{where}.value` of `in` must be a list, a string or an object")
     return problems
+
+
+def warnings(cond: Any, where: str = "if") -> list[str]:
+    """What in a (well-formed) condition probably does not do what its author meant."""
+    if not isinstance(cond, dict):
+        return []
+    found: list[str] = []
+    for combinator in ("all", "any"):
+        if isinstance(cond.get(combinator), list):
+            for i, item in enumerate(cond[combinator]):
+                found += warnings(item, f"{where}.{combinator}[{i}]")
+    if "not" in cond:
+        found += warnings(cond["not"], f"{where}.not")
+    value = cond.get("value")
+    literal = cond.get("template") is not True
+    if cond.get("op") == "matches" and isinstance(value, str) and _is_template(value) and literal:
+        found.append(
+            f"`{where}.value`: a `matches` pattern is literal, `{{{{...}}}}` in it is not "
+            'rendered; to build the pattern from variables add `"template": true`'
+        )
+    return found
 
 
 def evaluate(cond: Mapping[str, Any], variables: Mapping[str, Any]) -> bool:
@@ -99,6 +123,8 @@ def evaluate(cond: Mapping[str, Any], variables: Mapping[str, Any]) -> bool:
         found = lookup(variables, str(cond["var"]))
         left = None if found is MISSING else found
         right = cond.get("value", True if op == "exists" else None)
+        if op == "matches":
+            return _matches(left, right, variables if cond.get("template") is True else None)
         if isinstance(right, str) and "{{" in right:
             right = render_value(right, variables)
         return compare(left, right)
@@ -188,14 +214,20 @@ def _contains(container: Any, item: Any) -> bool:
     return False
 
 
-def _matches(left: Any, right: Any) -> bool:
+def _matches(left: Any, right: Any, variables: Mapping[str, Any] | None) -> bool:
+    """`variables` is given only when the agent opted in to a templated pattern."""
     if not isinstance(right, str):
         return False
     if isinstance(left, int | float) and not isinstance(left, bool):
         left = str(left)
     if not isinstance(left, str):
         return False
-    return compile_pattern(right).search(left) is not None
+    if variables is None:
+        return search(right, left)
+    try:
+        return search(render(right, variables), left)
+    except PatternError:
+        return False  # the rendered pattern is the agent's data, possibly a customer's words
 
 
 def _exists(left: Any, right: Any) -> bool:
@@ -208,7 +240,7 @@ _OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "ne": lambda left, right: not _eq(left, right),
     "contains": _contains,
     "in": lambda left, right: _contains(right, left),
-    "matches": _matches,
+    "matches": lambda left, right: _matches(left, right, None),
     "exists": _exists,
     "gt": _gt,
     "gte": _gte,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from omnibot.agents import limits, taint
 from omnibot.agents.agent import (
     RUNTIME_PINNED,
     Agent,
@@ -32,14 +33,17 @@ from omnibot.agents.agent import (
     EndSlot,
     ExternalRequestSlot,
     InputSlot,
+    IntentSlot,
     JumpSlot,
+    LLMSlot,
     MemorySlot,
     Slot,
     TextSlot,
     TransferSlot,
 )
-from omnibot.agents.chat_text import match_button, parse_client_message, render_menu
-from omnibot.agents.conditions import compile_pattern, evaluate
+from omnibot.agents.chat_text import looks_like_menu_line, match_button, parse_client_message, without_block
+from omnibot.agents.conditions import evaluate
+from omnibot.agents.patterns import search
 from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 # -- events -----------------------------------------------------------------------------------------
@@ -47,6 +51,9 @@ from omnibot.agents.templates import MISSING, render, render_value, resolve_path
 
 class CustomerMessage(msgspec.Struct, frozen=True, kw_only=True, tag="customer_message"):
     text: str  # the raw webhook text: may contain "\n—————\nВложенные файлы:\n<url>\n<url>"
+    # The message's files as Omnidesk's API lists them (INBOUND_MODE=confirm). None: taken from
+    # the block in `text`, which the customer can type themselves (webhook mode).
+    attachments: list[str] | None = None
 
 
 class ExternalResult(msgspec.Struct, frozen=True, kw_only=True, tag="external_result"):
@@ -56,7 +63,22 @@ class ExternalResult(msgspec.Struct, frozen=True, kw_only=True, tag="external_re
     error: str | None = None
 
 
-Event = CustomerMessage | ExternalResult
+class SessionTimeout(msgspec.Struct, frozen=True, kw_only=True, tag="session_timeout"):
+    """The chat's timer: `activity` is the `last_activity` it was set for (a later one makes it stale)."""
+
+    activity: float
+
+
+class LLMResult(msgspec.Struct, frozen=True, kw_only=True, tag="llm_result"):
+    request_id: str
+    text: str | None  # None: failed (refusal, timeout, 4xx/5xx, not a chat completion)
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    elapsed_ms: float = 0.0
+
+
+Event = CustomerMessage | ExternalResult | SessionTimeout | LLMResult
 
 
 class TurnContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,6 +87,7 @@ class TurnContext(msgspec.Struct, frozen=True, kw_only=True):
     runtime: Mapping[str, Any]
     max_slots_per_turn: int = 50
     apology_text: str = "Извините, что-то пошло не так. Перевожу вас на оператора."
+    explain: bool = False  # add `Explain` effects (menu and intent scores), for `omnibot agent try`
 
 
 class ChatState(msgspec.Struct, kw_only=True):
@@ -78,6 +101,14 @@ class ChatState(msgspec.Struct, kw_only=True):
     pending_request_id: str | None = None
     request_counter: int = 0
     sessions: int = 0  # sessions started so far
+    last_activity: float = 0.0  # unix time of the customer's last message (0: none yet)
+    timeout_handled: float = 0.0  # the `last_activity` whose `on_timeout` already ran
+    # Past exchanges for `llm` slots with `history`: ("user" | "assistant", text), oldest first.
+    history: list[tuple[str, str]] = []
+    turn_said: list[tuple[str, str]] = []  # this turn's, until it ends (it may wait on a call)
+    llm_calls: int = 0
+    llm_tokens: int = 0
+    llm_ms: float = 0.0
 
 
 # -- effects ----------------------------------------------------------------------------------------
@@ -115,7 +146,28 @@ class SessionEnded(msgspec.Struct, frozen=True, tag="session_ended"):
     pass
 
 
-Effect = Reply | SendFile | CallExternal | Transfer | SessionEnded
+class CallLLM(msgspec.Struct, frozen=True, tag="call_llm"):
+    # The provider, its key and model are the service's (settings, channel): not in here.
+    request_id: str
+    system: str
+    history: list[tuple[str, str]]
+    prompt: str
+    max_tokens: int
+    timeout_s: float
+
+
+class Explain(msgspec.Struct, frozen=True, tag="explain"):
+    """How free text was understood (only with `TurnContext.explain`); reaches no customer."""
+
+    slot: str
+    kind: Literal["menu", "intent"]
+    chosen: str | None
+    score: float
+    ambiguous: bool
+    scores: list[tuple[str, float]]
+
+
+Effect = Reply | SendFile | CallExternal | Transfer | SessionEnded | CallLLM | Explain
 
 
 # -- step -------------------------------------------------------------------------------------------
@@ -124,11 +176,38 @@ Effect = Reply | SendFile | CallExternal | Transfer | SessionEnded
 def step(
     agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
 ) -> tuple[ChatState, list[Effect]]:
-    """Run one turn of `agent` for a chat: the new state and the effects, in order."""
+    """Run one turn of `agent` for a chat: the new state and the effects, in order.
+
+    Secret-derived values are concealed in all it returns but the external calls
+    (`omnibot.agents.taint`); a turn over a size bound (`omnibot.agents.limits`) gives up."""
+    secrets = taint.secret_values(ctx.runtime)
+    if state is not None and secrets:
+        state = msgspec.structs.replace(state, variables=taint.reveal(state.variables, secrets))
+    new_state, effects = _step(agent, state, event, now, ctx)
+    if (problem := limits.state_problem(new_state.variables)) is not None:
+        new_state.variables = dict(state.variables) if state is not None else {}
+        new_state, effects = _give_up(new_state, ctx, "error", problem)
+    if secrets:
+        new_state.variables = taint.conceal(new_state.variables, secrets)
+        effects = [e if isinstance(e, CallExternal) else _conceal_effect(e, secrets) for e in effects]
+    return new_state, effects
+
+
+def _conceal_effect(effect: Effect, secrets: taint.Secrets) -> Effect:
+    fields = {f: taint.conceal(getattr(effect, f), secrets) for f in effect.__struct_fields__}
+    return msgspec.structs.replace(effect, **fields)
+
+
+def _step(
+    agent: Agent, state: ChatState | None, event: Event, now: datetime, ctx: TurnContext
+) -> tuple[ChatState, list[Effect]]:
     st = ChatState() if state is None else msgspec.structs.replace(state, variables=dict(state.variables))
-    if isinstance(event, ExternalResult):
+    if isinstance(event, ExternalResult | LLMResult):
         if st.waiting != "external" or event.request_id != st.pending_request_id:
             return st, []  # a stale or duplicate result: the request it answers is gone
+    elif isinstance(event, SessionTimeout):
+        if timeout_due(agent, st) is None or now.timestamp() < st.last_activity + agent.session_timeout_s:
+            return st, []  # the customer wrote since, it already ran, or it is not time yet
     elif st.waiting == "external" and st.slot is not None:
         # The service holds customer messages while a request is in flight; if one arrives
         # anyway it answers nothing and must not disturb the pending request.
@@ -139,9 +218,39 @@ def step(
         turn.handle(event)
     except _AbortTurnError as abort:
         return _give_up(st, ctx, abort.reason, abort.detail)
+    except limits.OutputTooLarge as exc:
+        # The chat keeps the variables it had: what overflowed must not be saved either.
+        st.variables = dict(state.variables) if state is not None else {}
+        return _give_up(st, ctx, "error", f"slot {turn.current!r}: {exc}")
     except Exception as exc:  # noqa: BLE001 -- whatever failed, the chat must reach a human
         return _give_up(st, ctx, "error", f"slot {turn.current!r}: {type(exc).__name__}: {exc}")
+    kept = agent.compiled.history_kept
+    if kept:
+        _remember_exchange(st, turn, kept)
     return st, turn.effects
+
+
+def timeout_due(agent: Agent, state: ChatState) -> float | None:
+    """When the agent's `on_timeout` is due for this chat (unix time), or None if it is not armed:
+    no `on_timeout`, timeouts off, not waiting for the customer, or already run for this silence."""
+    if agent.on_timeout is None or agent.session_timeout_s <= 0:
+        return None
+    if state.waiting != "reply" or state.slot is None or state.last_activity <= 0:
+        return None
+    if state.timeout_handled == state.last_activity:
+        return None
+    return state.last_activity + agent.session_timeout_s
+
+
+def _remember_exchange(st: ChatState, turn: _Turn, kept: int) -> None:
+    said = [("user", turn.customer_text)] if turn.customer_text else []
+    said.extend(("assistant", e.text) for e in turn.effects if isinstance(e, Reply))
+    if st.waiting == "external":
+        # Mid-turn: a call made now (or made again after a crash) sees the same past.
+        st.turn_said = [*st.turn_said, *said]
+    elif said or st.turn_said:
+        st.history = [*st.history, *st.turn_said, *said][-kept:]
+        st.turn_said = []
 
 
 def _give_up(
@@ -169,6 +278,7 @@ class _Turn:
         self.executed = 0
         self.current: str | None = st.slot
         self.env: dict[str, Any] = {}
+        self.customer_text = ""  # this turn's customer message without its attachment block
 
     # The variables templates see: runtime, then the chat's variables, then the per-turn values
     # that nothing may shadow. Built once per turn and kept in step with `st.variables`.
@@ -181,9 +291,11 @@ class _Turn:
         env["chat_id"] = runtime.get("chat_id", "")
         env["channel_id"] = runtime.get("channel_id", "")
         env["agent_name"] = runtime.get("agent_name", self.agent.name)
+        env["within_working_hours"] = self.agent.compiled.within_working_hours(self.now)
         self.env = env
 
     def set_var(self, name: str, value: Any) -> None:
+        limits.check_variable(name, value)
         self.st.variables[name] = value
         if name not in RUNTIME_PINNED:
             self.env[name] = value
@@ -202,20 +314,32 @@ class _Turn:
         if template:
             text = render(template, self.env)
             if text.strip():
+                limits.check_message(text)
                 self.effects.append(Reply(text))
 
     # -- events
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, CustomerMessage):
-            self.on_message(event.text)
-        else:
-            self.on_result(event)
+        match event:
+            case CustomerMessage():
+                self.on_message(event.text, event.attachments)
+            case ExternalResult():
+                self.on_result(event)
+            case LLMResult():
+                self.on_llm(event)
+            case SessionTimeout():
+                self.on_timeout()
 
-    def on_message(self, raw: str) -> None:
+    def on_message(self, raw: str, known_attachments: list[str] | None = None) -> None:
         st = self.st
-        text, attachments = parse_client_message(raw)
-        new_session = st.slot is None or st.waiting == "none"
+        if known_attachments is None:
+            text, attachments = parse_client_message(raw)
+        else:
+            text, attachments = without_block(raw, known_attachments), list(known_attachments)
+        self.customer_text = text
+        at = self.now.timestamp()
+        new_session = st.slot is None or st.waiting == "none" or self.silent_too_long(at)
+        st.last_activity = at
         if new_session:
             st.variables = dict(self.agent.variables)
             st.sessions += 1
@@ -230,14 +354,22 @@ class _Turn:
         slot = self.enter(st.slot)
         match slot:
             case ButtonMenuSlot():
-                titles = [render(b.title, self.env) for b in slot.buttons]
-                chosen = match_button(text, titles)
+                titles = self.agent.compiled.titles(slot, self.env)
+                chosen, score = match_button(text, titles), 1.0
+                if chosen is None and not looks_like_menu_line(text):
+                    # Free text; a menu line whose number and title disagree stays a wrong answer.
+                    chosen, score = self.match_free_text(slot, titles, text)
+                elif chosen is None:
+                    score = 0.0
+                self.set_var("menu_score", score)
                 if chosen is not None:
+                    self.set_var("menu_choice", titles[chosen])
                     self.run(slot.buttons[chosen].next)
                 else:
+                    self.unset_var("menu_choice")
                     self.run(slot.fallback if slot.fallback is not None else slot.id)
             case InputSlot():
-                if slot.pattern is not None and compile_pattern(slot.pattern).search(text) is None:
+                if slot.pattern is not None and not search(slot.pattern, text):
                     self.say(slot.retry_text or slot.text)  # keep waiting in this slot
                     return
                 self.set_var(slot.variable, text)
@@ -245,10 +377,76 @@ class _Turn:
             case _:
                 raise _AbortTurnError("error", f"slot {slot.id!r} ({_kind(slot)}) does not wait for a reply")
 
+    def silent_too_long(self, at: float) -> bool:
+        """The customer writes after `session_timeout_s` of silence in a waiting slot."""
+        timeout, st = self.agent.session_timeout_s, self.st
+        return timeout > 0 and st.waiting == "reply" and 0 < st.last_activity <= at - timeout
+
+    def on_timeout(self) -> None:
+        # `step` checked that it is due: run the agent's `on_timeout` slot, once per silence.
+        st = self.st
+        st.timeout_handled = st.last_activity
+        self._build_env()
+        assert self.agent.on_timeout is not None
+        self.run(self.agent.on_timeout)
+
+    def match_free_text(self, slot: ButtonMenuSlot, titles: list[str], text: str) -> tuple[int | None, float]:
+        explain = self.ctx.explain
+        found = self.agent.compiled.menu(slot, titles).match(
+            text, self.agent.match_threshold, complete=explain
+        )
+        if self.ctx.explain:
+            chosen = None if found.winner is None else titles[found.winner]
+            scores = [(titles[s.key], s.score) for s in found.scores]
+            self.effects.append(Explain(slot.id, "menu", chosen, found.score, found.ambiguous, scores))
+        return found.winner, found.score
+
+    def classify(self, slot: IntentSlot) -> str:
+        text = parse_client_message(str(self.st.variables.get("client_message", "")))[0]
+        threshold = slot.threshold if slot.threshold is not None else self.agent.match_threshold
+        found = self.agent.compiled.intents[slot.id].classify(text, threshold, complete=self.ctx.explain)
+        if self.ctx.explain:
+            scores = [(s.name, s.score) for s in found.scores]
+            explained = Explain(slot.id, "intent", found.intent, found.confidence, found.ambiguous, scores)
+            self.effects.append(explained)
+        self.set_var("intent_confidence", found.confidence)
+        if found.intent is None:
+            self.unset_var("intent")
+            return slot.fallback
+        self.set_var("intent", found.intent)
+        return next(i.next for i in slot.intents if i.name == found.intent)
+
+    def on_llm(self, result: LLMResult) -> None:
+        st = self.st
+        self._build_env()
+        slot = self.enter(st.slot)
+        if not isinstance(slot, LLMSlot):
+            raise _AbortTurnError("error", f"slot {slot.id!r} ({_kind(slot)}) asked no language model")
+        st.waiting, st.pending_request_id = "none", None
+        st.llm_calls += 1
+        st.llm_tokens += result.prompt_tokens + result.completion_tokens
+        st.llm_ms += result.elapsed_ms
+        self.llm_answered(slot, result.text)
+
+    def llm_answered(self, slot: LLMSlot, text: str | None) -> None:
+        if text is None:
+            self.run(slot.on_error if slot.on_error is not None else slot.next)
+            return
+        if slot.save is not None:
+            self.set_var(slot.save, text)
+        if slot.send and text.strip():
+            # The model's words as they are: never rendered as a template (it could name a secret).
+            self.effects.append(Reply(text))
+        self.run(slot.next)
+
     def on_result(self, result: ExternalResult) -> None:
         st = self.st
         self._build_env()
         slot = self.enter(st.slot)
+        if isinstance(slot, LLMSlot):  # an interrupted model call: it failed
+            st.waiting, st.pending_request_id = "none", None
+            self.llm_answered(slot, None)
+            return
         if not isinstance(slot, ExternalRequestSlot):
             raise _AbortTurnError("error", f"slot {slot.id!r} ({_kind(slot)}) made no external request")
         st.waiting, st.pending_request_id = "none", None
@@ -292,8 +490,8 @@ class _Turn:
                 self.say(slot.text)
                 return slot.next
             case ButtonMenuSlot():
-                titles = [render(b.title, self.env) for b in slot.buttons]
-                text = render_menu(render(slot.text, self.env), titles)
+                text = self.agent.compiled.menu_text(slot, self.env)
+                limits.check_message(text)
                 if text:
                     self.effects.append(Reply(text))
                 st.slot, st.waiting = slot.id, "reply"
@@ -320,7 +518,8 @@ class _Turn:
                 self.call(slot)
                 return None
             case TransferSlot():
-                self.say(slot.text)
+                closed = slot.closed_text is not None and not self.env["within_working_hours"]
+                self.say(slot.closed_text if closed else slot.text)
                 self.effects.append(Transfer("slot", slot.id))
                 st.slot, st.waiting = None, "none"
                 return None
@@ -328,6 +527,14 @@ class _Turn:
                 self.say(slot.text)
                 self.effects.append(SessionEnded())
                 st.slot, st.waiting = None, "none"
+                return None
+            case IntentSlot():
+                return self.classify(slot)
+            case LLMSlot():
+                request_id = f"r{st.request_counter}"
+                self.effects.append(self.render_llm(slot, request_id))
+                st.request_counter += 1
+                st.slot, st.waiting, st.pending_request_id = slot.id, "external", request_id
                 return None
 
     def attach(self, slot: AttachmentSlot) -> None:
@@ -349,6 +556,17 @@ class _Turn:
         self.effects.append(call)
         st.slot, st.waiting, st.pending_request_id = slot.id, "external", request_id
 
+    def render_llm(self, slot: LLMSlot, request_id: str) -> CallLLM:
+        history = self.st.history[-2 * slot.history :] if slot.history else []
+        return CallLLM(
+            request_id=request_id,
+            system=render(slot.system, self.env),
+            history=list(history),
+            prompt=render(slot.prompt, self.env),
+            max_tokens=slot.max_tokens,
+            timeout_s=float(slot.timeout_s),
+        )
+
     def render_call(self, slot: ExternalRequestSlot, request_id: str) -> CallExternal:
         env = self.env
         url = render(slot.url, env).strip()
@@ -366,17 +584,22 @@ class _Turn:
         )
 
 
-def pending_call(agent: Agent, state: ChatState, now: datetime, ctx: TurnContext) -> CallExternal | None:
+def pending_call(
+    agent: Agent, state: ChatState, now: datetime, ctx: TurnContext
+) -> CallExternal | CallLLM | None:
     """The request a chat is waiting on, rendered again (same request id), to resume a turn that
     was interrupted mid-request (a crashed worker). None if the chat waits on no request."""
     if state.waiting != "external" or state.slot is None or state.pending_request_id is None:
         return None
     slot = agent.slot(state.slot)
-    if not isinstance(slot, ExternalRequestSlot):
+    if not isinstance(slot, ExternalRequestSlot | LLMSlot):
         return None
-    turn = _Turn(agent, msgspec.structs.replace(state, variables=dict(state.variables)), ctx, now)
+    variables = taint.reveal(dict(state.variables), taint.secret_values(ctx.runtime))
+    turn = _Turn(agent, msgspec.structs.replace(state, variables=variables), ctx, now)
     turn._build_env()
     try:
+        if isinstance(slot, LLMSlot):
+            return turn.render_llm(slot, state.pending_request_id)
         return turn.render_call(slot, state.pending_request_id)
     except Exception:  # noqa: BLE001 -- cannot render it again: the caller fails the request instead
         return None

@@ -37,8 +37,9 @@ class IntentModel:
         self.names = [name for name, _ in intents]
         self._index = PhraseIndex([examples for _, examples in intents])
 
-    def classify(self, text: str, threshold: float) -> IntentMatch:
-        found = self._index.match(text, threshold)
+    def classify(self, text: str, threshold: float, *, complete: bool = False) -> IntentMatch:
+        """`scores` has the intents that share a word with the text, or all with `complete`."""
+        found = self._index.match(text, threshold, complete=complete)
         scores = [IntentScore(self.names[s.key], s.score) for s in found.scores]
         name = None if found.winner is None else self.names[found.winner]
         return IntentMatch(name, found.score, found.ambiguous, scores)
@@ -50,7 +51,7 @@ class IntentModel:
         for group, name in enumerate(self.names):
             for example in self._index.phrases_of(group):
                 ranked = self._index.score(example)
-                own = next(s.score for s in ranked if s.key == group)
+                own = next((s.score for s in ranked if s.key == group), 0.0)
                 for other in ranked:
                     if (
                         other.key != group

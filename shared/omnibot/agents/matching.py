@@ -31,6 +31,7 @@ TYPO_SIMILARITY: Final = 0.85
 RECALL_WEIGHT: Final = 0.6
 # The winner must lead the runner-up by this much, or the reply is ambiguous.
 AMBIGUITY_MARGIN: Final = 0.1
+SIMILAR_KEPT: Final = 4096  # reply words remembered per index (a bounded cache)
 
 _WORD: Final = re.compile(r"[^\W_]+", re.UNICODE)
 _CYRILLIC: Final = re.compile(r"[а-я]")
@@ -101,8 +102,11 @@ class PhraseIndex:
     def __init__(self, groups: Sequence[Iterable[str]]) -> None:
         self.groups = len(groups)
         self._phrases: list[_Phrase] = []
-        self._postings: dict[str, list[tuple[int, int]]] = {}  # stem -> (phrase, position)
+        self._sizes: list[int] = []
+        self._group_of: list[int] = []
+        self._postings: dict[str, list[int]] = {}  # stem -> the phrases that have it
         self._typos: dict[str, set[str]] = {}  # a stem, or a stem less one letter -> stems
+        self._similar_seen: dict[str, list[tuple[str, float]]] = {}
         for group, phrases in enumerate(groups):
             for text in phrases:
                 phrase_stems = stems(text)
@@ -110,8 +114,10 @@ class PhraseIndex:
                     continue
                 number = len(self._phrases)
                 self._phrases.append(_Phrase(group, text, phrase_stems))
-                for position, token in enumerate(phrase_stems):
-                    self._postings.setdefault(token, []).append((number, position))
+                self._sizes.append(len(phrase_stems))
+                self._group_of.append(group)
+                for token in phrase_stems:
+                    self._postings.setdefault(token, []).append(number)
         for token in self._postings:
             if len(token) >= TYPO_MIN_LENGTH - 1:
                 for variant in (token, *_deletions(token)):
@@ -121,53 +127,53 @@ class PhraseIndex:
     def empty(self) -> bool:
         return not self._phrases
 
-    def _similar(self, token: str) -> dict[str, float]:
-        """The indexed stems a reply stem matches, with their similarity."""
-        found: dict[str, float] = {}
-        if token in self._postings:
-            found[token] = 1.0
-        if len(token) >= TYPO_MIN_LENGTH - 1:
-            for variant in (token, *_deletions(token)):
-                for candidate in self._typos.get(variant, ()):
-                    if candidate not in found and OSA.distance(token, candidate, score_cutoff=1) <= 1:
-                        found[candidate] = TYPO_SIMILARITY
+    def _similar(self, token: str) -> list[tuple[str, float]]:
+        """The indexed stems a reply stem matches, with their similarity (remembered: customers'
+        words repeat, and the deletion look-ups are the costly part of a reply's words)."""
+        found = self._similar_seen.get(token)
+        if found is None:
+            if len(self._similar_seen) >= SIMILAR_KEPT:
+                self._similar_seen.clear()
+            found = self._similar_seen[token] = self._find_similar(token)
         return found
 
-    def score(self, text: str) -> list[Scored]:
-        """Every group's score for a reply (groups with no common word score 0), best first."""
-        reply = stems(text)
-        if not reply:
-            return [Scored(g, 0.0) for g in range(self.groups)]
-        content = sum(1 for token in reply if token not in _FILLER_STEMS)
-        # phrase -> best similarity per phrase position, and per reply word
-        covered: dict[int, dict[int, float]] = {}
-        explained: dict[int, dict[int, float]] = {}
-        for r, token in enumerate(reply):
-            for candidate, similarity in self._similar(token).items():
-                for phrase, position in self._postings[candidate]:
-                    cover = covered.setdefault(phrase, {})
-                    if cover.get(position, 0.0) < similarity:
-                        cover[position] = similarity
-                    explain = explained.setdefault(phrase, {})
-                    if explain.get(r, 0.0) < similarity:
-                        explain[r] = similarity
-        best = [0.0] * self.groups
-        for phrase, cover in covered.items():
-            info = self._phrases[phrase]
-            recall = sum(cover.values()) / len(info.stems)
-            explain = explained[phrase]
-            filler_matched = sum(1 for r in explain if reply[r] in _FILLER_STEMS)
-            precision = sum(explain.values()) / max(1, content + filler_matched)
-            value = RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * min(1.0, precision)
-            if value > best[info.group]:
-                best[info.group] = value
-        ranked = [Scored(g, round(s, 4)) for g, s in enumerate(best)]
+    def _find_similar(self, token: str) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = []
+        exact = token in self._postings
+        if exact:
+            found.append((token, 1.0))
+        if len(token) >= TYPO_MIN_LENGTH - 1:
+            seen = {token}
+            typos = self._typos
+            for variant in (token, *_deletions(token)):
+                for candidate in typos.get(variant, ()):
+                    if candidate not in seen:
+                        seen.add(candidate)
+                        if OSA.distance(token, candidate, score_cutoff=1) <= 1:
+                            found.append((candidate, TYPO_SIMILARITY))
+        return found
+
+    def score(self, text: str, *, complete: bool = False) -> list[Scored]:
+        """The groups that share a word with the reply, with their scores, best first; with
+        `complete`, the other groups follow with 0 (to show every score)."""
+        best = self._groups(text)
+        ranked = [Scored(g, round(v, 4)) for g, v in best.items()]
         ranked.sort(key=lambda s: (-s.score, s.key))
+        if complete:
+            ranked.extend(Scored(g, 0.0) for g in range(self.groups) if g not in best)
         return ranked
 
-    def match(self, text: str, threshold: float) -> Match:
-        """The group a reply chooses: the best one, if it reaches `threshold` and clearly leads."""
-        ranked = self.score(text)
+    def match(self, text: str, threshold: float, *, complete: bool = False) -> Match:
+        """The group a reply chooses: the best one, if it reaches `threshold` and clearly leads.
+        `scores` lists every group with `complete`, else the best two."""
+        if complete:
+            ranked = self.score(text, complete=True)
+        else:
+            # Only the best two decide: no need to rank every group that shares a word.
+            best = self._groups(text)
+            ranked = sorted(
+                (Scored(g, round(v, 4)) for g, v in _top_two(best)), key=lambda s: (-s.score, s.key)
+            )
         if not ranked:
             return Match(None, 0.0, False, [])
         top = ranked[0]
@@ -178,9 +184,54 @@ class PhraseIndex:
             return Match(None, top.score, True, ranked)
         return Match(top.key, top.score, False, ranked)
 
+    def _groups(self, text: str) -> dict[int, float]:
+        """Each group that shares a word with the reply: its best phrase's score."""
+        reply = stems(text)
+        content = 0
+        # Per phrase: the summed similarity of the reply's words found in it. Stems are distinct
+        # on both sides, so an exact word covers one place; a typo may rarely cover two, and the
+        # shares are capped at 1 below.
+        found: dict[int, float] = {}
+        filler_found: dict[int, int] = {}
+        postings = self._postings
+        for token in reply:
+            filler = token in _FILLER_STEMS
+            if not filler:
+                content += 1
+            for candidate, similarity in self._similar(token):
+                for phrase in postings[candidate]:
+                    found[phrase] = found.get(phrase, 0.0) + similarity
+                    if filler:
+                        filler_found[phrase] = filler_found.get(phrase, 0) + 1
+        best: dict[int, float] = {}
+        sizes, group_of = self._sizes, self._group_of
+        for phrase, total in found.items():
+            size = sizes[phrase]
+            recall = total / size if total < size else 1.0
+            # Filler words count against a phrase only where it has them too.
+            words = content + filler_found.get(phrase, 0) if filler_found else content
+            precision = total / words if words and total < words else 1.0
+            value = RECALL_WEIGHT * recall + (1 - RECALL_WEIGHT) * precision
+            group = group_of[phrase]
+            if value > best.get(group, 0.0):
+                best[group] = value
+        return best
+
     def phrases_of(self, group: int) -> list[str]:
         """The phrases of one group, as written (those with at least one word)."""
         return [p.text for p in self._phrases if p.group == group]
+
+
+def _top_two(best: dict[int, float]) -> list[tuple[int, float]]:
+    # Two passes in C. Equal scores are ambiguous whichever comes first.
+    if not best:
+        return []
+    first = max(best, key=best.__getitem__)
+    top = best.pop(first)
+    if not best:
+        return [(first, top)]
+    second = max(best, key=best.__getitem__)
+    return [(first, top), (second, best[second])]
 
 
 _FILLER_STEMS: Final = frozenset(stem(w) for w in _FILLER)

@@ -5,6 +5,7 @@ This module owns how a placeholder turns into text or into a typed value, and ho
 
 - `render` always gives a string: unknown names become "", None becomes "", strings are inserted
   as they are, other values as JSON (`5`, `1.5`, `true`, `[1,2]`, `{"a":1}`).
+- Rendering stops with `limits.OutputTooLarge` past `limits.MAX_RENDERED_CHARS`.
 - `render_value` walks a JSON value; a string that is exactly one placeholder keeps the variable's
   type (`["{{bot_label_id}}"]` gives `[123]`), any other string is rendered as text.
 """
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
+
+from omnibot.agents.limits import check_rendered
 
 # `{{ name }}`: spaces inside the braces are tolerated; braces cannot nest.
 _PLACEHOLDER: Final = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -76,7 +79,16 @@ def render(template: str, variables: Mapping[str, Any]) -> str:
     """Replace every `{{name}}` in `template` with the variable's text; unknown names become ""."""
     if "{{" not in template:  # most strings have no placeholder: skip the regex
         return template
-    return _PLACEHOLDER.sub(lambda m: to_text(lookup(variables, m.group(1))), template)
+    total = len(template)
+
+    def value_text(match: re.Match[str]) -> str:
+        nonlocal total
+        text = to_text(lookup(variables, match.group(1)))
+        total += len(text)
+        check_rendered(total)  # before the next placeholder: a template cannot build gigabytes
+        return text
+
+    return _PLACEHOLDER.sub(value_text, template)
 
 
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:

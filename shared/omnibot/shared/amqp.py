@@ -1,13 +1,9 @@
-"""AMQP plumbing: confirmed publishing and the one consumer wrapper that turns outcomes into verbs.
+"""AMQP plumbing: confirmed publishing and the one consumer wrapper that runs handlers.
 
-Handlers never ack. They return (success → ack) or raise:
-- `TransientError` → try again later: in place (the message stays unacked and holds its chat, which
-  keeps the chat's order) or through a delay tier (frees the slot; the handler must tolerate
-  reordering, as egress does with its per-chat sequence numbers);
-- `PermanentError`, or a body that cannot be decoded → dead letter, with the reason in headers;
-- anything else → treated as transient, dead-lettered after `max_attempts`.
-Messages of one chat (`chat_key` header) are handled one at a time, in delivery order; different
-chats run concurrently up to the prefetch.
+Handlers never ack. They return (success → ack) or raise; what each outcome becomes (ack, retry in
+place or through a delay tier, dead letter) is the consumer policy of `settle.py`, and its
+`Settler` is the only code that settles a delivery. Messages of one chat (`chat_key` header) are
+handled one at a time, in delivery order; different chats run concurrently up to the prefetch.
 """
 
 from __future__ import annotations
@@ -19,8 +15,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -30,19 +25,31 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from opentelemetry.trace import SpanKind
 
-from omnibot.shared import amqp_connection
-from omnibot.shared.backoff import backoff_delay
+from omnibot.shared import amqp_connection, telemetry
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
-from omnibot.shared.topology import DELIVERY_COUNT_HEADER, DELIVERY_LIMIT, Stage, retry_tier_ms
+from omnibot.shared.metrics import stage_label
+from omnibot.shared.settle import (
+    AMBIGUOUS_HEADER,
+    ATTEMPT_HEADER,
+    DEFERRALS_HEADER,
+    ConsumerStats,
+    GiveBack,
+    Retry,
+    RetryPolicy,
+    Settler,
+    Verdict,
+    brief,
+    decide,
+)
+from omnibot.shared.topology import DELIVERY_COUNT_HEADER, DELIVERY_LIMIT, Stage
 
 log = logging.getLogger(__name__)
 
-ATTEMPT_HEADER = "x-attempt"
-DEFERRALS_HEADER = "x-deferrals"
-AMBIGUOUS_HEADER = "x-ambiguous"
 CHAT_KEY_HEADER = "chat_key"
+GIVE_BACK = GiveBack()
 
 
 async def connect(url: str, *, name: str) -> AbstractRobustConnection:
@@ -61,6 +68,12 @@ class Publisher:
         self._exchange = exchange
         self._stage = stage
         self._timeout_s = timeout_s
+        self._span_name = f"{stage_label(stage.name)} publish"
+        self._span_attributes = {
+            "messaging.system": "rabbitmq",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": stage_label(stage.name),
+        }
 
     @classmethod
     async def open(cls, connection: AbstractRobustConnection, stage: Stage) -> Publisher:
@@ -77,22 +90,27 @@ class Publisher:
     ) -> None:
         """Raises TransientError when the broker did not confirm (nothing is known to be queued),
         PermanentError (before sending anything) when the headers are too large to send."""
-        all_headers = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
-        check_headers(all_headers)
-        message = aio_pika.Message(
-            body,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id,
-            timestamp=time.time(),
-            headers=all_headers,
-        )
-        try:
-            await self._exchange.publish(
-                message, routing_key=self._stage.route(chat_key), mandatory=True, timeout=self._timeout_s
+        all_headers: dict[str, Any] = {CHAT_KEY_HEADER: chat_key, **(headers or {})}
+        routing_key = self._stage.route(chat_key)
+        with telemetry.span(
+            "omnibot.amqp", self._span_name, kind=SpanKind.PRODUCER, attributes=self._span_attributes
+        ):
+            telemetry.inject(all_headers)  # the trace goes on in the consumer (W3C traceparent)
+            check_headers(all_headers)
+            message = aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                timestamp=time.time(),
+                headers=all_headers,
             )
-        except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-            raise TransientError(f"broker did not confirm the publish: {type(exc).__name__}") from exc
+            try:
+                await self._exchange.publish(
+                    message, routing_key=routing_key, mandatory=True, timeout=self._timeout_s
+                )
+            except (TimeoutError, aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                raise TransientError(f"broker did not confirm the publish: {type(exc).__name__}") from exc
 
     async def close(self) -> None:
         await self._channel.close()
@@ -115,14 +133,6 @@ def check_headers(headers: dict[str, Any]) -> None:
 
 
 Handler = Callable[[AbstractIncomingMessage], Awaitable[None]]
-
-
-@dataclass
-class ConsumerStats:
-    acked: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    in_flight: int = 0
 
 
 class ChatSerializer:
@@ -160,20 +170,14 @@ class StageConsumer:
         handler: Handler,
         *,
         prefetch: int,
-        retry_mode: Literal["in_place", "delayed"],
-        max_attempts: int = 10,
-        max_unexpected_attempts: int = 5,
-        max_backoff_s: float = 60.0,
+        policy: RetryPolicy,
         name: str,
     ) -> None:
         self._connection = connection
         self._stage = stage
         self._handler = handler
         self._prefetch = prefetch
-        self._retry_mode = retry_mode
-        self._max_attempts = max_attempts
-        self._max_unexpected_attempts = max_unexpected_attempts
-        self._max_backoff_s = max_backoff_s
+        self._policy = policy
         self._name = name
         self._serializer = ChatSerializer()
         self._tasks: dict[int, set[asyncio.Task[None]]] = {}
@@ -181,8 +185,13 @@ class StageConsumer:
         self._draining: dict[int, asyncio.Event] = {}
         self._channel: AbstractChannel | None = None
         self._publish_channel: AbstractChannel | None = None
+        self._settler: Settler | None = None
         self._stopping = asyncio.Event()
         self.stats = ConsumerStats()
+
+    @property
+    def stage(self) -> Stage:
+        return self._stage
 
     @property
     def partitions(self) -> set[int]:
@@ -191,6 +200,7 @@ class StageConsumer:
 
     async def start(self, partitions: Iterable[int] = ()) -> None:
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
+        self._settler = Settler(self._publish_channel, self._stage, self.stats)
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
         for partition in partitions:
@@ -224,9 +234,9 @@ class StageConsumer:
         log.info("%s handed back partition %d", self._name, partition)
 
     async def _on_message(self, partition: int, message: AbstractIncomingMessage) -> None:
-        if self._stopping.is_set() or self._draining[partition].is_set():
+        if self._leaving(partition):
             # Stopping or handing the partition over: give it back untouched, in its place.
-            await message.nack(requeue=True)
+            await self._settle(message, GIVE_BACK)
             return
         key = (message.headers or {}).get(CHAT_KEY_HEADER)
         chat = key if isinstance(key, str) else f"message:{message.delivery_tag}"
@@ -241,11 +251,28 @@ class StageConsumer:
                 # Shielded: cancelling this waiter must not cancel (and so release early) the
                 # future of the work before it, which would let the next message overtake it.
                 await asyncio.shield(previous)
-            await self._process(message, partition)
+            if not telemetry.enabled():
+                await self._process(message, partition)
+                return
+            # The trace the publisher started (the webhook's, for a customer message) goes on here.
+            with telemetry.span(
+                "omnibot.amqp",
+                f"{stage_label(self._stage.name)} process",
+                kind=SpanKind.CONSUMER,
+                parent_headers=message.headers or {},
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": stage_label(self._stage.name),
+                    "messaging.destination.partition.id": str(partition),
+                    "omnibot.attempt": _attempt_of(message),
+                },
+            ):
+                await self._process(message, partition)
         except asyncio.CancelledError:
             # Cut off by a stop that ran out of time: give the message back for someone else.
             with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
+                await self._settle(message, GIVE_BACK)
             raise
         finally:
             self.stats.in_flight -= 1
@@ -265,59 +292,44 @@ class StageConsumer:
                 deliveries,
                 DELIVERY_LIMIT,
             )
+        deferrals = _int_header(message, DEFERRALS_HEADER, 0)
         while True:
             with bind(message_id=message.message_id, attempt=attempt, consumer=self._name):
+                error: Exception | None = None
                 try:
                     await self._handler(message)
-                except PermanentError as exc:
-                    await self._dead_letter(message, brief(exc), attempt)
-                    return
-                except Deferred as exc:
-                    deferrals = _int_header(message, DEFERRALS_HEADER, 0)
-                    # Short: a deferral costs one cursor read, and each waiting action of a chat
-                    # adds its wait to the chat's catch-up once the earlier action is through.
-                    delay = min(exc.delay_s * (2 ** min(deferrals, 3)), 1.0)
-                    await self._schedule_retry(message, {DEFERRALS_HEADER: deferrals + 1}, delay)
-                    return
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # noqa: BLE001 - every other failure is retried, then parked
-                    transient = isinstance(exc, TransientError)
-                    retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-                    if not transient:
+                except Exception as exc:  # noqa: BLE001 - every failure has a verdict
+                    error = exc
+                    if not isinstance(exc, (TransientError, PermanentError, Deferred)):
                         # The traceback, but the message bounded: libraries put whole payloads in them.
                         trace = "".join(traceback.format_tb(exc.__traceback__))
                         log.error(
                             "handler failed unexpectedly: %s: %s\n%s", type(exc).__name__, brief(exc), trace
                         )
-                    limit = (
-                        self._max_attempts
-                        if transient
-                        else min(self._max_attempts, self._max_unexpected_attempts)
-                    )
-                    if attempt >= limit:
-                        await self._dead_letter(
-                            message, f"gave up after {attempt} attempts: {brief(exc)}", attempt
-                        )
-                        return
-                    delay = backoff_delay(attempt, cap_s=self._max_backoff_s, retry_after=retry_after)
+                verdict = decide(error, attempt=attempt, deferrals=deferrals, policy=self._policy)
+                if isinstance(verdict, Retry) and not verdict.deferred and error is not None:
                     self.stats.retried += 1
-                    log.warning("attempt %d failed (%s); retrying in %.1fs", attempt, brief(exc), delay)
-                    if self._retry_mode == "delayed":
-                        headers: dict[str, Any] = {ATTEMPT_HEADER: attempt + 1}
-                        if isinstance(exc, TransientError) and exc.ambiguous:
-                            headers[AMBIGUOUS_HEADER] = True
-                        await self._schedule_retry(message, headers, delay)
+                    log.warning(
+                        "attempt %d failed (%s); retrying in %.1fs", attempt, brief(error), verdict.delay_s
+                    )
+                if isinstance(verdict, Retry) and verdict.in_place:
+                    if self._leaving(partition):
+                        await self._settle(message, GIVE_BACK)
                         return
-                    if self._stopping.is_set() or self._draining[partition].is_set():
-                        await message.nack(requeue=True)
-                        return
-                    await self._sleep_unless_stopping(delay, partition)
+                    await self._sleep_unless_stopping(verdict.delay_s, partition)
                     attempt += 1
                     continue
-                await message.ack()
-                self.stats.acked += 1
+                await self._settle(message, verdict)
                 return
+
+    def _leaving(self, partition: int) -> bool:
+        return self._stopping.is_set() or self._draining[partition].is_set()
+
+    async def _settle(self, message: AbstractIncomingMessage, verdict: Verdict) -> None:
+        assert self._settler is not None, "start() first"
+        await self._settler.settle(message, verdict)
 
     async def _sleep_unless_stopping(self, delay: float, partition: int) -> None:
         waits = [
@@ -329,43 +341,6 @@ class StageConsumer:
         finally:
             for wait in waits:
                 wait.cancel()
-
-    async def _republish(
-        self, exchange_name: str, message: AbstractIncomingMessage, headers: dict[str, Any]
-    ) -> None:
-        assert self._publish_channel is not None
-        exchange = await self._publish_channel.get_exchange(exchange_name, ensure=False)
-        copy = persistent_copy(message, {**(message.headers or {}), **headers})
-        await exchange.publish(copy, routing_key=message.routing_key or "", timeout=10)
-
-    async def _schedule_retry(
-        self, message: AbstractIncomingMessage, headers: dict[str, Any], delay: float
-    ) -> None:
-        tier = retry_tier_ms(delay)
-        try:
-            await self._republish(self._stage.retry_exchange(tier), message, headers)
-        except Exception:
-            log.warning("could not schedule a retry; requeueing", exc_info=True)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, attempt: int) -> None:
-        log.error("dead-lettering: %s", reason)
-        headers = {
-            "x-error": reason[:2000],
-            ATTEMPT_HEADER: attempt,
-            "x-dead-at": time.time(),
-            "x-stage": self._stage.name,
-        }
-        try:
-            await self._republish(self._stage.dead, message, headers)
-        except Exception:
-            log.warning("could not dead-letter; requeueing", exc_info=True)
-            await message.nack(requeue=True)
-            return
-        await message.ack()
-        self.stats.dead_lettered += 1
 
     async def stop(self, timeout_s: float) -> None:
         """Stop taking work, let in-flight work finish up to the timeout, cancel the rest."""
@@ -395,28 +370,6 @@ class StageConsumer:
             task.cancel()
         if still:
             await asyncio.wait(still, timeout=2)
-
-
-def persistent_copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """A received message, to publish again (retry, dead letter, re-drive) with these headers.
-
-    Without the quorum queue's delivery count: it counts deliveries from one queue, and a copy
-    carrying it would look redelivered (and closer to the limit) in the next one.
-    """
-    return aio_pika.Message(
-        message.body,
-        content_type=message.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        headers={k: v for k, v in headers.items() if k != DELIVERY_COUNT_HEADER},
-    )
-
-
-def brief(exc: BaseException, limit: int = 500) -> str:
-    """An exception's text for a log line or a dead letter: bounded, whatever a library put in it."""
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
 
 
 def _int_header(message: AbstractIncomingMessage, name: str, default: int) -> int:

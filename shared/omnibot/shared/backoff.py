@@ -16,11 +16,14 @@ def backoff_delay(
 ) -> float:
     """Seconds to wait before attempt `attempt + 1` (attempt counts from 1).
 
-    Full jitter (a uniform pick below the exponential ceiling) spreads replicas that failed together.
-    A server's `retry_after` is a floor: waiting less would only earn another refusal.
+    Full jitter (a uniform pick below the exponential ceiling `base_s * 2**(attempt-1)`, capped at
+    `cap_s`) spreads replicas that failed together. The pick starts at half the base delay rather
+    than at zero, so that no retry comes at once. A server's `retry_after` is a floor: waiting less
+    would only earn another refusal.
     """
     ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
-    delay = ceiling / 2 + rand() * ceiling / 2
+    floor = min(base_s / 2, ceiling)
+    delay = floor + rand() * (ceiling - floor)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return float(delay)

@@ -15,7 +15,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from omnibot.shared.crypto import SecretBox, SecretKeyError
-from omnibot.shared.mongo import Document
+from omnibot.shared.mongo import Document, from_document, to_document
 
 
 class Channel(msgspec.Struct, kw_only=True):
@@ -34,18 +34,18 @@ class Channel(msgspec.Struct, kw_only=True):
     transfer_group_id: int | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The channel's own language model for `llm` slots; "" takes LLM_BASE_URL / LLM_MODEL / LLM_API_KEY.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key_enc: str = ""
 
 
 def _to_doc(channel: Channel) -> Document:
-    doc: Document = msgspec.to_builtins(channel)
-    doc["_id"] = doc.pop("id")
-    return doc
+    return to_document(channel, "id")
 
 
 def _from_doc(doc: Document) -> Channel:
-    data = dict(doc)
-    data["id"] = data.pop("_id")
-    return msgspec.convert(data, Channel)
+    return from_document(doc, Channel, "id")
 
 
 class MongoChannelStore:

@@ -107,6 +107,7 @@ def build_actions(
     now: float,
     summary: str,
     label_id: int | None,
+    accepted_at: float = 0.0,
 ) -> list[OutboundAction]:
     """Number the effects that reach Omnidesk from `first_seq` on, in the order the agent made them."""
     actions: list[OutboundAction] = []
@@ -118,6 +119,7 @@ def build_actions(
             "chat_id": chat_id,
             "seq": seq,
             "created_at": now,
+            "accepted_at": accepted_at,
         }
         action: OutboundAction | None = None
         if isinstance(effect, engine.Reply) and effect.text.strip():

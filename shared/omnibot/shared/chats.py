@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from omnibot.shared.messages import OutboundAction
-from omnibot.shared.mongo import Document
+from omnibot.shared.mongo import Document, from_document, to_document
 
 Owner = Literal["bot", "operator"]
 Role = Literal["customer", "bot", "system"]
@@ -71,15 +71,11 @@ class ChatStore(Protocol):
 
 
 def _doc(record: ChatRecord) -> Document:
-    doc: Document = msgspec.to_builtins(record)
-    doc["_id"] = doc.pop("key")
-    return doc
+    return to_document(record, "key")
 
 
 def _record(doc: Document) -> ChatRecord:
-    data = dict(doc)
-    data["key"] = data.pop("_id")
-    return msgspec.convert(data, ChatRecord)
+    return from_document(doc, ChatRecord, "key")
 
 
 class MongoChatStore:

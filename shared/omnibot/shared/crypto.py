@@ -6,8 +6,10 @@ which is how keys are rotated (see README). Nothing here ever puts a secret into
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
 from pathlib import Path
 
@@ -61,9 +63,13 @@ def dev_secret_key(data_dir: str) -> str:
     """Development only: a key kept in the data dir, so every local process agrees on it."""
     path = Path(data_dir) / "dev-secret.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(generate_key())
-        path.chmod(0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created 0600 at once: written first and chmodded after, it would be readable by anyone
+        # in between. O_EXCL: another process made it first, and theirs is the key.
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(generate_key())
     return path.read_text().strip()
 
 

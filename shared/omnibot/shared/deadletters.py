@@ -20,7 +20,7 @@ from typing import Any, Literal
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from omnibot.shared.amqp import persistent_copy
+from omnibot.shared.settle import persistent_copy
 from omnibot.shared.topology import DELIVERY_LIMIT, Stage, Topology
 
 StageName = Literal["inbound", "outbound"]

@@ -29,7 +29,7 @@ class DevMongoError(OmnibotError):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -53,7 +53,9 @@ def _server_command() -> list[str]:
 
 @contextlib.contextmanager
 def _locked(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # The database files hold chats and encrypted secrets: only this user may read them.
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     with (data_dir / "mongo.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -95,9 +97,10 @@ def ensure_dev_mongo(data_dir: str) -> str:
             state = json.loads(state_file.read_text())
             if _answers(int(state["port"])):
                 return f"mongodb://127.0.0.1:{state['port']}"
-        port = _free_port()
+        port = free_port()
         storage = root / "mongo-data"
-        storage.mkdir(parents=True, exist_ok=True)
+        storage.mkdir(mode=0o700, parents=True, exist_ok=True)
+        storage.chmod(0o700)
         process = start_server(str(storage), port, root / "mongo.log")
         wait_until_up(port, process)
         state_file.write_text(json.dumps({"port": port, "pid": process.pid}))
@@ -118,7 +121,7 @@ def stop_dev_mongo(data_dir: str) -> bool:
 @contextlib.contextmanager
 def throwaway_server(storage: str = ":memory:") -> Iterator[str]:
     """A local server for the length of a block (tests, benchmarks); yields its URL."""
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory(prefix="omnibot-mongo-") as tmp:
         process = start_server(storage, port, Path(tmp) / "server.log")
         try:

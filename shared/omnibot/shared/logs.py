@@ -2,6 +2,11 @@
 
 `bind(chat_id=..., channel_id=...)` stores fields in a contextvar; a filter copies them onto every
 record made in that task, so handlers never pass ids around just to log them.
+
+What a line says may come from outside (a customer's text, a url an agent built, a path a client
+sent). Both formats mask secrets in urls (`omnibot.shared.masking`); the text format also escapes
+control characters (`\n` → `\\n`, ESC → `\\x1b`), so such text can neither forge a log line nor
+drive the terminal that shows it. JSON lines escape them by being JSON.
 """
 
 from __future__ import annotations
@@ -15,9 +20,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from omnibot.shared.masking import mask_text
+
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "omnibot_log_context", default=None
 )
+
+# C0 controls, DEL and C1 controls (ESC [ and CSI drive terminals), and the Unicode line breaks.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS |= {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line, its control characters written as escapes."""
+    return text.translate(_CONTROLS)
+
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -52,11 +69,11 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_text(record.getMessage()),
             **_extra_fields(record),
         }
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = mask_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -64,11 +81,21 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-5s %(name)s: %(message)s", "%H:%M:%S")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 -- logging's name
+        # `format` sets record.message afresh for every handler, so changing it here is local.
+        record.message = escape_controls(mask_text(record.message))
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 -- logging's name
+        # A traceback keeps its lines; other controls in it (an exception quoting a customer) not.
+        lines = mask_text(super().formatException(ei)).split("\n")
+        return "\n".join(escape_controls(line) for line in lines)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extra = _extra_fields(record)
         if extra:
-            line += "  " + " ".join(f"{k}={v}" for k, v in extra.items())
+            line += "  " + " ".join(escape_controls(mask_text(f"{k}={v}")) for k, v in extra.items())
         return line
 
 

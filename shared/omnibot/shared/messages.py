@@ -34,6 +34,17 @@ class InboundMessage(msgspec.Struct, tag="inbound.message.v1", kw_only=True, fro
     fingerprint: str = ""
 
 
+class ChatTimer(msgspec.Struct, tag="chat.timer.v1", kw_only=True, frozen=True):
+    """A chat's inactivity timer (the agent's `on_timeout`), travelling through the inbound delay
+    tiers until it is due. Stale once the customer wrote again (`activity` no longer the chat's)."""
+
+    channel_id: int
+    chat_id: str
+    activity: float  # the chat's `last_activity` when the timer was set
+    due_at: float  # unix seconds
+    visitor: Visitor = Visitor()  # for the runtime variables of the turn it runs
+
+
 class _Outbound(msgspec.Struct, kw_only=True, frozen=True):
     action_id: str  # stable across republishing: "<channel_id>:<chat_id>:<seq>"
     channel_id: int
@@ -42,6 +53,9 @@ class _Outbound(msgspec.Struct, kw_only=True, frozen=True):
     created_at: float
     # Set when dialog republishes actions it may already have published (crash recovery).
     maybe_duplicate: bool = False
+    # When ingress accepted the webhook this action answers (its `received_at`; 0: unknown):
+    # egress measures the reply latency a customer feels from it.
+    accepted_at: float = 0.0
 
 
 class SendText(_Outbound, tag="outbound.text.v1", kw_only=True, frozen=True):
@@ -64,6 +78,10 @@ class TransferToOperator(_Outbound, tag="outbound.transfer.v1", kw_only=True, fr
 OutboundAction = SendText | SendFile | TransferToOperator
 
 inbound_decoder = msgspec.json.Decoder(InboundMessage)
+# What the dialog consumer reads from chat.inbound: customer messages and the chats' timers.
+dialog_decoder: msgspec.json.Decoder[InboundMessage | ChatTimer] = msgspec.json.Decoder(
+    InboundMessage | ChatTimer
+)
 outbound_decoder: msgspec.json.Decoder[OutboundAction] = msgspec.json.Decoder(OutboundAction)
 encoder = msgspec.json.Encoder()
 

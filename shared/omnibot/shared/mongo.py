@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -11,6 +12,21 @@ from omnibot.shared.devmongo import ensure_dev_mongo
 from omnibot.shared.settings import Settings
 
 Document = dict[str, Any]
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def to_document(value: msgspec.Struct, key: str) -> Document:
+    """A Struct as a MongoDB document, its field `key` as the `_id`."""
+    doc: Document = msgspec.to_builtins(value)
+    doc["_id"] = doc.pop(key)
+    return doc
+
+
+def from_document(doc: Document, kind: type[S], key: str) -> S:
+    """The Struct a document holds (`to_document` backwards)."""
+    data = dict(doc)
+    data[key] = data.pop("_id")
+    return msgspec.convert(data, kind)
 
 
 def mongodb_url(settings: Settings) -> str:

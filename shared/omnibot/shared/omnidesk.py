@@ -9,12 +9,15 @@ error code. No message ever contains the API key or quotes a response body.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
 import msgspec
 
+from omnibot.shared import metrics
+from omnibot.shared.errors import OmnibotError
 from omnibot.shared.omnidesk_errors import (
     LabelNotFound,
     OmnideskBadResponse,
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 PAGE_LIMIT = 100
 MAX_STAFF_PAGES = 50
+
+# Told of each failed call: (account label, the error's message). `omnibot status` shows the last
+# one per account (shared/account_errors.py).
+ErrorSink = Callable[[str, str], Awaitable[None]]
 
 
 class Account:
@@ -59,9 +66,17 @@ def list_items(body: Json, item: str) -> list[Json]:
 
 
 class OmnideskClient:
-    def __init__(self, session: aiohttp.ClientSession, throttle: AccountThrottle, *, timeout_s: float = 10.0):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        throttle: AccountThrottle,
+        *,
+        timeout_s: float = 10.0,
+        on_error: ErrorSink | None = None,
+    ):
         self._session = session
         self._throttle = throttle
+        self._on_error = on_error
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
         self._staff_ids: dict[tuple[str, str], int] = {}
         self._label_ids: dict[tuple[str, str], int] = {}
@@ -77,10 +92,30 @@ class OmnideskClient:
         params: Mapping[str, str | int] | None = None,
         expect: tuple[int, ...] = (200, 201),
     ) -> Json:
+        label = metrics.account_label(account.domain)
+        try:
+            return await self._request(account, label, method, path, json, data, params, expect)
+        except OmnibotError as exc:
+            if self._on_error is not None:
+                await self._on_error(label, str(exc))
+            raise
+
+    async def _request(
+        self,
+        account: Account,
+        label: str,
+        method: str,
+        path: str,
+        json: Json | None,
+        data: aiohttp.FormData | None,
+        params: Mapping[str, str | int] | None,
+        expect: tuple[int, ...],
+    ) -> Json:
         await self._throttle.acquire(account.domain)
         changes_state = method != "GET"
         url = f"{account.domain}{path}"
         auth = aiohttp.encode_basic_auth(account.email, account.api_key)
+        started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
@@ -98,14 +133,20 @@ class OmnideskClient:
                 status = response.status
                 retry_after = self._throttle.observe(account.domain, status, response.headers)
         except aiohttp.ClientConnectorError as exc:
+            metrics.record_omnidesk_call(label, method, "error", time.perf_counter() - started, None)
             # Never connected: the request certainly did not take effect.
             raise OmnideskUnreachable(
                 f"{method} {path}: cannot connect to {account.domain} ({exc.os_error})"
             ) from None
         except (TimeoutError, aiohttp.ClientError) as exc:
+            outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
+            metrics.record_omnidesk_call(label, method, outcome, time.perf_counter() - started, None)
             raise OmnideskTimeout(
                 f"{method} {path}: {type(exc).__name__} talking to {account.domain}", ambiguous=changes_state
             ) from None
+        metrics.record_omnidesk_call(
+            label, method, str(status), time.perf_counter() - started, response.headers
+        )
         body = _decode(raw)
         if status in expect:
             return body if isinstance(body, dict) else {}
@@ -113,6 +154,7 @@ class OmnideskClient:
         if retry_after is not None or (
             status == 403 and "rate limit" in raw.decode(errors="replace").lower()
         ):
+            metrics.record_rate_limited(label)
             raise OmnideskRateLimited(
                 f"{method} {path}: Omnidesk rate limit ({status})",
                 retry_after=retry_after or 60.0,

@@ -38,6 +38,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from omnibot.shared import metrics
 from omnibot.shared.mongo import Document
 
 log = logging.getLogger(__name__)
@@ -195,9 +196,11 @@ class PartitionBalancer:
         self._last_renewed = self._clock()
         for partition in self._held - still:
             self._held.discard(partition)
+            metrics.record_lease_change(leases.stage, "lost")
             if partition in consumer.partitions:
                 log.warning("lost the lease of partition %d: stopping it", partition)
                 await consumer.remove_partition(partition, self._drain_timeout_s)
+        self._record()
 
     async def balance(self) -> None:
         leases, consumer = self._leases, self._consumer
@@ -209,12 +212,15 @@ class PartitionBalancer:
             async with asyncio.timeout(self._call_timeout_s):
                 await leases.release(partition)
             self._held.discard(partition)
+            metrics.record_lease_change(leases.stage, "released")
         for partition in sorted(target - consumer.partitions):
             async with asyncio.timeout(self._call_timeout_s):
                 acquired = await leases.acquire(partition)
             if acquired:
                 self._held.add(partition)
                 await consumer.add_partition(partition)
+                metrics.record_lease_change(leases.stage, "taken")
+        self._record()
         if consumer.partitions == target:
             self.balanced.set()
 
@@ -238,6 +244,11 @@ class PartitionBalancer:
         for partition in list(self._consumer.partitions):
             log.warning("fencing partition %d: its lease cannot be renewed", partition)
             await self._consumer.remove_partition(partition, self._drain_timeout_s)
+            metrics.record_lease_change(self._leases.stage, "fenced")
+        self._record()
+
+    def _record(self) -> None:
+        metrics.record_partitions(self._leases.stage, len(self._consumer.partitions), self._leases.partitions)
 
     async def leave(self) -> None:
         """After the consumer stopped: give every lease back so the others take over at once."""
@@ -246,3 +257,4 @@ class PartitionBalancer:
                 for partition in range(self._leases.partitions):
                     await self._leases.release(partition)
                 await self._leases.leave()
+        self._record()

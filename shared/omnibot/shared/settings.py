@@ -5,7 +5,9 @@ Every variable is documented in the README with its default. Tests build `Settin
 
 from __future__ import annotations
 
+import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
@@ -56,6 +58,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # When the case is handed back to the bot: start the agent afresh, or resume where it stopped.
     return_to_bot: Literal["restart", "resume"] = "restart"
     external_request_allow_networks: str = ""
+    # The language model of `llm` slots (an OpenAI-compatible chat-completions API); a channel may
+    # name its own. The key is a secret: never logged.
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    # The monitoring listener (/metrics, /healthz, /readyz) of every service process: 0 takes a
+    # free port (logged), "off" serves none. Never the ingress port: that one faces the internet.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int | Literal["off"] = 9090
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8090
     shutdown_timeout_s: float = 20.0
@@ -64,6 +75,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables `load_settings` reads these settings back from (for a child
+        process). Secrets included: never log it."""
+        return {env_name(field): _env_value(getattr(self, field)) for field in self.__struct_fields__}
+
+
+def _env_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 _PREFIX_FREE = {
@@ -100,6 +120,19 @@ def _explain(message: str) -> str:
     return message
 
 
+MIN_ADMIN_TOKEN_BITS = 100
+
+
+def token_entropy_bits(token: str) -> float:
+    """A cautious estimate of a token's entropy: its length times the Shannon entropy of its own
+    characters. One letter repeated scores 0; `secrets.token_urlsafe(32)` about 200."""
+    if not token:
+        return 0.0
+    counts = Counter(token)
+    per_char = -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
+    return per_char * len(token)
+
+
 def _check(settings: Settings) -> None:
     if settings.chat_partitions < 1 or settings.chat_partitions > 1024:
         raise SettingsError("CHAT_PARTITIONS: must be between 1 and 1024")
@@ -122,3 +155,9 @@ def _check(settings: Settings) -> None:
             raise SettingsError("SECRET_KEY: required when OMNIBOT_ENV=production")
         if not settings.admin_token or len(settings.admin_token) < 24:
             raise SettingsError("ADMIN_TOKEN: required (24+ characters) when OMNIBOT_ENV=production")
+        if token_entropy_bits(settings.admin_token) < MIN_ADMIN_TOKEN_BITS:
+            raise SettingsError(
+                f"ADMIN_TOKEN: too guessable (about {token_entropy_bits(settings.admin_token):.0f} bits, "
+                f"at least {MIN_ADMIN_TOKEN_BITS} needed); generate one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )

@@ -31,6 +31,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 QueueType = Literal["quorum", "classic"]
+QueueKind = Literal["dead", "partition", "retry"]
 
 # How often the broker hands one message out before it dead-letters it. Every return counts (a
 # consumer that died with it, a hand-over, a graceful stop giving it back): high enough that a
@@ -80,6 +81,15 @@ def retry_tier_ms(delay_s: float) -> int:
     return RETRY_TIERS_MS[-1]
 
 
+def timer_tier_ms(delay_s: float) -> int:
+    """The delay tier for one hop of a timer: the longest not beyond `delay_s` (the smallest for
+    less), so a timer hops through the tiers until it is due and is never late by more than a tier
+    rounding of its last hop. Timers (the agents' `on_timeout`) reuse the retry tiers of a stage."""
+    wanted = max(0.0, delay_s) * 1000
+    fitting = [tier for tier in RETRY_TIERS_MS if tier <= wanted]
+    return fitting[-1] if fitting else RETRY_TIERS_MS[0]
+
+
 @dataclass(frozen=True)
 class Stage:
     """The names of one pipeline stage, e.g. `chat.inbound`."""
@@ -118,7 +128,7 @@ class TopologyMismatch(RuntimeError):
 
 
 def queue_arguments(
-    kind: Literal["dead", "partition", "retry"], stage: Stage, queue_type: QueueType, *, tier_ms: int = 0
+    kind: QueueKind, stage: Stage, queue_type: QueueType, *, tier_ms: int = 0
 ) -> dict[str, Any]:
     """The declaration arguments of one queue: pure, so tests and the migration can compare them."""
     args: dict[str, Any] = {}

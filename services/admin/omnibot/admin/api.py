@@ -17,9 +17,11 @@ import msgspec
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
+from omnibot.admin.audit import AuditEntry, MongoAuditLog
 from omnibot.admin.openapi import AGENT_FILE, OPENAPI_DOCUMENT, Endpoint, Handler, Param, build_openapi
 from omnibot.admin.operations import Management, Refused
 from omnibot.admin.ops.chats import MAX_TRANSCRIPT_LINES, TRANSCRIPT_LINES
+from omnibot.admin.ops.status import StatusView
 from omnibot.admin.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -43,7 +45,7 @@ from omnibot.admin.schemas import (
     ReplayResult,
     SecretsRotated,
 )
-from omnibot.admin.validation import MAX_OFFSET, parse_since
+from omnibot.admin.validation import MAX_OFFSET, page_problems, parse_since
 from omnibot.shared.crypto import SecretKeyError
 from omnibot.shared.deadletters import StageName
 from omnibot.shared.ids import MAX_CASE_ID_DIGITS, MAX_CHANNEL_ID_DIGITS
@@ -57,6 +59,7 @@ MANAGEMENT = web.AppKey("management", Management)
 TOKEN = web.AppKey("token", str)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 QUERY_NAMES = web.AppKey("query_names", dict[Any, frozenset[str]])  # handler → its query parameters
+AUDIT = web.AppKey("audit", MongoAuditLog)
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
@@ -96,6 +99,8 @@ def error(
 @web.middleware
 async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure as a JSON error; one log line per request (no bodies: they hold API keys)."""
+    if not is_api_path(request.path):
+        return await handler(request)  # the web console's page: it answers in HTML itself
     try:
         response = await handler(request)
     except Refused as exc:
@@ -139,8 +144,8 @@ def _shown(path: str) -> str:
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in ("/healthz", OPENAPI_PATH):
-        return await handler(request)
+    if request.path in ("/healthz", OPENAPI_PATH) or not is_api_path(request.path):
+        return await handler(request)  # the console's pages check their own sessions
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         log.warning("admin API: refused %s %s without a bearer token", request.method, _shown(request.path))
@@ -152,14 +157,27 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         response = error(401, "unauthorized", ["the bearer token is not the admin token"])
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response
-    return await handler(request)
+    answer = await handler(request)
+    audit = request.app.get(AUDIT)
+    if audit is not None and request.method not in ("GET", "HEAD") and answer.status < 400:
+        await audit.record(
+            "api-token", f"{request.method} {request.path}", request.match_info.get("name", "")
+        )
+    return answer
+
+
+def is_api_path(path: str) -> bool:
+    """The JSON API's paths; everything else on the admin listener is the web console's."""
+    return path == "/healthz" or path == PREFIX or path.startswith(PREFIX + "/")
 
 
 @web.middleware
 async def refuse_unknown_query(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A query parameter the endpoint does not take is refused: a typo would otherwise be ignored
     silently (`?limt=5` answering the default page)."""
-    known = request.app[QUERY_NAMES].get(request.match_info.route.handler, frozenset())
+    known = request.app[QUERY_NAMES].get(request.match_info.route.handler)
+    if known is None:
+        return await handler(request)  # not an endpoint of the API (the console's pages, a 404)
     unknown = sorted(set(request.query) - known)
     if unknown:
         raise Refused(
@@ -305,6 +323,10 @@ def _channel_id(request: web.Request) -> int:
 
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "alive"})
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(await _ops(request).status.status())
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -459,6 +481,26 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
 
 async def rotate_secrets(request: web.Request) -> web.Response:
     return _json(await _ops(request).secrets.rotate_secrets())
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    query = _Query(request)
+    limit, offset = query.page()
+    query.done()
+    problems = page_problems(limit, offset, max_limit=MAX_PAGE)
+    if problems:
+        raise Refused("invalid", problems)
+    audit = request.app.get(AUDIT)
+    entries, total = (await audit.page(limit=limit, offset=offset)) if audit is not None else ([], 0)
+    following = offset + len(entries)
+    page: Page[AuditEntry] = Page(
+        items=entries,
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_offset=following if following < total and entries else None,
+    )
+    return _json(msgspec.to_builtins(page))
 
 
 # --- the route table -------------------------------------------------------------------------
@@ -725,6 +767,14 @@ ENDPOINTS: list[Endpoint] = [
         params=(_CHANNEL, _CHAT),
         errors=(404, 409),
     ),
+    Endpoint(
+        "GET",
+        f"{PREFIX}/status",
+        status,
+        "Replicas alive per role, partition owners, queue depths, dead letters, channels, Omnidesk errors",
+        "operations",
+        StatusView,
+    ),
     # dead letters and secrets
     Endpoint(
         "GET",
@@ -755,13 +805,24 @@ ENDPOINTS: list[Endpoint] = [
         SecretsRotated,
         errors=(409,),
     ),
+    Endpoint(
+        "GET",
+        f"{PREFIX}/audit",
+        list_audit,
+        "The audit log: who changed what, when (newest first)",
+        "operations",
+        Page[AuditEntry],
+        params=_PAGE,
+        description="Changes made in the web console (actor: the user's e-mail) and through this API "
+        "(actor: api-token); `at` is unix seconds.",
+    ),
 ]
 
 # `\d` would also match other scripts' digits ("１", "٣").
 _ROUTE_PATTERNS = {"{channel_id}": f"{{channel_id:[1-9][0-9]{{0,{MAX_CHANNEL_ID_DIGITS - 1}}}}}"}
 
 
-def build_app(management: Management, *, token: str) -> web.Application:
+def build_app(management: Management, *, token: str, audit: MongoAuditLog | None = None) -> web.Application:
     if not token:
         raise ValueError("the admin API needs a token")
     app = web.Application(
@@ -773,6 +834,8 @@ def build_app(management: Management, *, token: str) -> web.Application:
     app[QUERY_NAMES] = {
         e.handler: frozenset(p.name for p in e.params if p.where == "query") for e in ENDPOINTS
     }
+    if audit is not None:
+        app[AUDIT] = audit
     for endpoint in ENDPOINTS:
         path = endpoint.path
         for name, pattern in _ROUTE_PATTERNS.items():

@@ -2,7 +2,7 @@
 
 The admin HTTP API, the `omnibot` command line and the web console build one `Management` and call
 its areas: `agents`, `channels` (`channels.checks`: activation), `chats`, `dead_letters`,
-`secrets` (`omnibot.admin.ops`). Answers are typed Structs; front ends encode them at their edge.
+`secrets`, `status` (`omnibot.admin.ops`). Answers are typed Structs; front ends encode them at their edge.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from omnibot.admin.ops.chats import ChatOperations
 from omnibot.admin.ops.context import Context, Refused
 from omnibot.admin.ops.deadletters import DeadLetterOperations
 from omnibot.admin.ops.secrets import SecretOperations
+from omnibot.admin.ops.status import StatusOperations
 from omnibot.admin.ops.views import iso_time
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.mongo import Document
@@ -45,3 +46,4 @@ class Management:
         self.chats = ChatOperations(self.context)
         self.dead_letters = DeadLetterOperations(self.context)
         self.secrets = SecretOperations(self.context)
+        self.status = StatusOperations(self.context, db)

@@ -72,6 +72,7 @@ class ChannelView(msgspec.Struct, kw_only=True):
     active: bool
     webhook_url: str  # the Chatbot webhook URL to paste into the Omnidesk rules
     bot_label_id: int | None
+    bot_label_title: str
     transfer_status: str | None
     transfer_group_id: int | None
     created_at: str | None
@@ -191,6 +192,7 @@ class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     email: Email  # the bot's staff member in Omnidesk
     agent: AgentName  # the default agent
     bot_label_id: Id | None = None  # the "on the bot" label, removed on transfer to an operator
+    bot_label_title: str = ""  # or its title; both empty: the label titled "На боте", found on activation
     transfer_status: TransferStatus = ""  # "", "open", "waiting" or "closed": case status set on transfer
     transfer_group_id: Id | None = None  # group the case goes to on transfer
     activate: bool = False  # CREATE & ACTIVATE
@@ -205,6 +207,7 @@ class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     email: Email | UnsetType = UNSET
     agent: AgentName | UnsetType = UNSET
     bot_label_id: Id | UnsetType | None = UNSET
+    bot_label_title: str | UnsetType = UNSET
     transfer_status: TransferStatus | UnsetType = UNSET
     transfer_group_id: Id | UnsetType | None = UNSET
 

@@ -1,4 +1,4 @@
-"""Composition root of the admin service: the admin HTTP API on ADMIN_HOST:ADMIN_PORT.
+"""Composition root of the admin service: the admin HTTP API and the web console on ADMIN_HOST:ADMIN_PORT.
 
 Opens MongoDB, checks that SECRET_KEY reads the stored secrets (a wrong key stops the start with a
 clear message rather than failing requests later), and serves until told to stop. RabbitMQ is
@@ -17,11 +17,15 @@ from pathlib import Path
 
 from omnibot.admin.api import build_app
 from omnibot.admin.broker import BrokerLink
+from omnibot.admin.console.context import Console
+from omnibot.admin.console.routes import mount_console
 from omnibot.admin.operations import Management, WebhookProbe
 from omnibot.shared.channels import verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.http import serve_app
 from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.probes import BOARD
+from omnibot.shared.replicas import announced
 from omnibot.shared.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,10 @@ async def serve_admin(
         broker = BrokerLink(settings, name="omnibot-admin")
         stack.push_async_callback(broker.close)
         management = Management(db, box, settings, probe_webhook=probe_webhook, broker=broker)
-        app = build_app(management, token=token)  # the API logs one line per request itself
+        console = Console.build(db, management, box, settings)
+        await console.ensure_indexes()
+        app = build_app(management, token=token, audit=console.audit)  # logs one line per API request
+        mount_console(app, console)
         await serve_app(
             stack,
             app,
@@ -73,6 +80,9 @@ async def serve_admin(
             shutdown_timeout_s=settings.shutdown_timeout_s,
         )
         log.info("admin API listening on %s:%d", settings.admin_host, settings.admin_port)
+        log.info("web console at http://%s:%d/", settings.admin_host, settings.admin_port)
+        stack.enter_context(BOARD.registered("admin", lambda: True))  # ready once listening
+        await stack.enter_async_context(announced(db, "admin"))
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -19,7 +19,7 @@ from omnibot.shared.crypto import SecretBox
 from omnibot.shared.errors import TransientError
 from omnibot.shared.mongo import Document
 
-SECRET_FIELDS = ("api_key_enc", "webhook_secret_enc")
+SECRET_FIELDS = ("api_key_enc", "webhook_secret_enc", "llm_api_key_enc")
 MAX_CONFLICTS = 5
 
 

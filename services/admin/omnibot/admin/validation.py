@@ -54,6 +54,10 @@ def title_problem(value: str) -> str | None:
     return f"title: at most {MAX_TITLE} characters" if len(value) > MAX_TITLE else None
 
 
+def label_title_problem(value: str) -> str | None:
+    return "bot_label_title: at most 200 characters" if len(value) > 200 else None
+
+
 def positive_problem(name: str, value: int | None) -> str | None:
     if value is None or 0 < value <= MAX_ID:
         return None

@@ -14,13 +14,16 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
 import msgspec
 from aiohttp.abc import AbstractResolver
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
+from omnibot.shared import metrics, telemetry
 from omnibot.shared.net.client import (
     CHUNK_BYTES,
     RequestFailed,
@@ -36,6 +39,20 @@ log = logging.getLogger(__name__)
 MAX_DELAY_S: Final = 60.0
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _SECRET_HEADER_HINTS: Final = ("auth", "token", "key", "secret", "password", "cookie", "session")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One ``external_request`` as the agent gave it."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Any | None
+    basic_auth: str | None
+    timeout_s: float
+    delay_s: float
+    sleep: Callable[[float], Awaitable[None]]
 
 
 class FetchResult(msgspec.Struct, frozen=True):
@@ -81,6 +98,25 @@ def _basic_authorization(credentials: str) -> str:
     return f"Basic {token}"
 
 
+def external_result(result: FetchResult) -> str:
+    """The `result` label of omnibot_external_requests_total: ok is an answer below 500; refused
+    by the network policy, timed out, or any other failure (5xx included) is error."""
+    if result.error is None:
+        return "ok" if result.status is not None and result.status < 500 else "error"
+    if result.error.startswith("refused"):
+        return "refused_by_policy"
+    if "timeout" in result.error.split(":", 1)[0]:
+        return "timeout"
+    return "error"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (URL(url).host or "")[:100]
+    except (ValueError, TypeError):
+        return ""
+
+
 class ExternalFetcher:
     """Runs ``external_request`` calls through one safe HTTP client."""
 
@@ -122,10 +158,15 @@ class ExternalFetcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> FetchResult:
         """Perform one request. Never raises (except cancellation): failures have status None."""
-        secrets = self._secrets(headers, basic_auth, url)
-        started = time.monotonic()
-        try:
-            result = await self._fetch(
+        verb = method.upper()[:10]
+        # A span of our own: the url's path and query, and the headers, may carry credentials.
+        with telemetry.span(
+            "omnibot.dialog",
+            f"external_request {verb}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": verb, "server.address": _host_of(url)},
+        ) as span:
+            result = await self._fetch_logged(
                 method=method,
                 url=url,
                 headers=headers,
@@ -134,8 +175,33 @@ class ExternalFetcher:
                 timeout_s=timeout_s,
                 delay_s=delay_s,
                 sleep=sleep,
-                secrets=secrets,
             )
+            outcome = external_result(result)
+            metrics.record_external_request(outcome)
+            telemetry.set_attributes(span, **{"omnibot.result": outcome})
+            if result.status is not None:
+                telemetry.set_attributes(span, **{"http.response.status_code": result.status})
+            if outcome != "ok":
+                telemetry.set_error(span, outcome)
+        return result
+
+    async def _fetch_logged(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any | None,
+        basic_auth: str | None,
+        timeout_s: float,
+        delay_s: float,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> FetchResult:
+        secrets = self._secrets(headers, basic_auth, url)
+        started = time.monotonic()
+        try:
+            call = _Call(method, url, headers, body, basic_auth, timeout_s, delay_s, sleep)
+            result = await self._fetch(call, secrets)
         except RequestFailed as exc:
             result = FetchResult(status=None, body=None, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - an agent's request must never crash the dialog turn
@@ -181,19 +247,14 @@ class ExternalFetcher:
             secrets.append(password)
         return secrets
 
-    async def _fetch(
-        self,
-        *,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: Any | None,
-        basic_auth: str | None,
-        timeout_s: float,
-        delay_s: float,
-        sleep: Callable[[float], Awaitable[None]],
-        secrets: list[str],
-    ) -> FetchResult:
+    async def _fetch(self, call: _Call, secrets: list[str]) -> FetchResult:
+        method, url, basic_auth, timeout_s, delay_s = (
+            call.method,
+            call.url,
+            call.basic_auth,
+            call.timeout_s,
+            call.delay_s,
+        )
         if not self._client.started:
             raise RequestFailed("external requests are not available (fetcher not started)")
         verb = method.strip().upper()
@@ -202,7 +263,7 @@ class ExternalFetcher:
         if not math.isfinite(timeout_s) or timeout_s <= 0:
             raise RequestFailed(f"invalid timeout {timeout_s!r}: must be a positive number of seconds")
         target = self._client.parse_url(url)
-        request_headers = build_headers(headers)
+        request_headers = build_headers(call.headers)
         if target.user is not None:
             # Credentials in the url would reach aiohttp's own auth handling and leak into errors;
             # they become the Basic header like `auth.basic`, which takes precedence.
@@ -212,16 +273,16 @@ class ExternalFetcher:
         if basic_auth is not None:
             request_headers["Authorization"] = _basic_authorization(basic_auth)
         data: bytes | None = None
-        if body is not None:
+        if call.body is not None:
             try:
-                data = msgspec.json.encode(body)
+                data = msgspec.json.encode(call.body)
             except (TypeError, ValueError, OverflowError) as exc:
                 raise RequestFailed(f"body is not JSON-serialisable: {type(exc).__name__}") from None
             request_headers.setdefault("Content-Type", "application/json")
 
         delay = min(max(delay_s, 0.0), MAX_DELAY_S) if math.isfinite(delay_s) else 0.0
         if delay > 0:
-            await sleep(delay)
+            await call.sleep(delay)
 
         deadline = asyncio.timeout(timeout_s)
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from omnibot.agents.chat_text import message_text
+from omnibot.agents.chat_text import attachment_urls, message_text
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.omnidesk import Account, OmnideskClient
@@ -22,6 +22,10 @@ from omnibot.shared.omnidesk import Account, OmnideskClient
 class CustomerText(msgspec.Struct, frozen=True):
     message_id: int
     text: str
+    # The API message's `attachments[]` (confirm mode). Not yet handed to the engine (which can
+    # take them, `CustomerMessage.attachments`): the replay transcripts type their files as a
+    # block, and would have to upload them instead. Until then the block in `text` is parsed.
+    attachments: list[str] | None = None
 
 
 def _from_customer(message: dict[str, Any]) -> bool:
@@ -45,7 +49,7 @@ def new_customer_messages(messages: list[dict[str, Any]], after_id: int | None) 
         chosen = list(reversed(tail))
     else:
         chosen = [m for m in ordered if _id(m) > after_id and _from_customer(m)]
-    return [CustomerText(_id(m), message_text(m)) for m in chosen]
+    return [CustomerText(_id(m), message_text(m), attachment_urls(m)) for m in chosen]
 
 
 def case_labels(case: dict[str, Any]) -> set[int]:

@@ -15,39 +15,45 @@ from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.fetch import ExternalFetcher
 from omnibot.dialog.inbox import OmnideskInbox
+from omnibot.dialog.llm import LLMCaller, LLMProvider
+from omnibot.dialog.timers import TimerScheduler
 from omnibot.dialog.turns import Fetch, TurnRunner
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.channels import MongoChannelStore, verify_secret_key
+from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatStore, MongoChatStore
-from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
-from omnibot.shared.messages import OutboundAction, chat_key, encoder, inbound_decoder
-from omnibot.shared.mongo import ensure_indexes, open_client
+from omnibot.shared.messages import ChatTimer, OutboundAction, chat_key, dialog_decoder, encoder
 from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
-from omnibot.shared.topology import Topology, declare_topology
-from omnibot.shared.worker import work_until_stopped
+from omnibot.shared.settle import RetryPolicy
+from omnibot.shared.topology import Topology
+from omnibot.shared.worker import open_broker, open_database, work_until_stopped
 
 log = logging.getLogger(__name__)
 
 
-def secret_box(settings: Settings) -> SecretBox:
-    return SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
+# In place: a message that cannot be processed yet keeps its place in its chat, so a later
+# message of that chat never overtakes it.
+RETRY_POLICY = RetryPolicy(mode="in_place", max_attempts=1000, max_backoff_s=30.0)
 
 
 def inbound_handler(runner: TurnRunner) -> amqp.Handler:
     async def handle(message: AbstractIncomingMessage) -> None:
         try:
-            inbound = inbound_decoder.decode(message.body)
+            inbound = dialog_decoder.decode(message.body)
         except msgspec.DecodeError as exc:
             raise PermanentError(f"undecodable inbound message: {exc}") from None
         try:
-            await runner.handle(inbound)
+            if isinstance(inbound, ChatTimer):
+                await runner.handle_timer(inbound)
+            else:
+                await runner.handle(inbound)
         except PyMongoError as exc:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
 
@@ -82,16 +88,8 @@ async def serve_dialog(
     """Run until `stop` is set. `chats` replaces the MongoDB chat store (benchmarks isolate it)."""
     topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_client(settings)
-        stack.push_async_callback(mongo.close)
-        db = mongo[settings.mongodb_db]
-        await ensure_indexes(db)
-        box = secret_box(settings)
-        await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
-        connection = await amqp.connect(settings.amqp_url, name="omnibot-dialog")
-        stack.push_async_callback(connection.close)
-        async with connection.channel() as channel:
-            await declare_topology(channel, topology)
+        db, box = await open_database(stack, settings)
+        connection = await open_broker(stack, settings, topology, name="omnibot-dialog")
         publisher = await amqp.Publisher.open(connection, topology.outbound)
 
         async def publish(action: OutboundAction) -> None:
@@ -104,9 +102,20 @@ async def serve_dialog(
         fetcher = ExternalFetcher(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await fetcher.start()
         stack.push_async_callback(fetcher.close)
-        session = aiohttp.ClientSession()
+        session = aiohttp.ClientSession(trace_configs=telemetry.client_trace_configs())
         stack.push_async_callback(session.close)
-        omnidesk = OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s)
+        omnidesk = OmnideskClient(
+            session,
+            AccountThrottle(),
+            timeout_s=settings.omnidesk_timeout_s,
+            on_error=AccountErrorLog(db).record,
+        )
+        llm = LLMCaller(
+            fetcher, LLMProvider(settings.llm_base_url, settings.llm_api_key, settings.llm_model), box
+        )
+        timer_channel = await connection.channel(publisher_confirms=True)
+        stack.push_async_callback(timer_channel.close)
+        timers = TimerScheduler(timer_channel, topology.inbound)
         runner = TurnRunner(
             chats=chats or MongoChatStore(db),
             agents=AgentCatalog(MongoAgentStore(db)),
@@ -119,17 +128,15 @@ async def serve_dialog(
             inbound_mode=settings.inbound_mode,
             dedup_window_s=settings.dedup_window_s,
             return_to_bot=settings.return_to_bot,
+            complete=llm.complete,
+            schedule_timer=timers.schedule,
         )
         consumer = amqp.StageConsumer(
             connection,
             topology.inbound,
             inbound_handler(runner),
             prefetch=settings.dialog_prefetch,
-            # In place: a message that cannot be processed yet keeps its place in its chat,
-            # so a later message of that chat never overtakes it.
-            retry_mode="in_place",
-            max_attempts=1000,
-            max_backoff_s=30.0,
+            policy=RETRY_POLICY,
             name="dialog",
         )
         await work_until_stopped(

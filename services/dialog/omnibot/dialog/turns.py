@@ -43,6 +43,7 @@ from omnibot.agents.handoff import (
 )
 from omnibot.dialog.catalog import AgentCatalog
 from omnibot.dialog.inbox import CustomerText
+from omnibot.shared import metrics, telemetry
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.chat_record import (
@@ -60,11 +61,15 @@ from omnibot.shared.crypto import SecretBox
 from omnibot.shared.deliveries import DeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.logs import bind
-from omnibot.shared.messages import InboundMessage, OutboundAction, TransferToOperator, chat_key
+from omnibot.shared.messages import ChatTimer, InboundMessage, OutboundAction, TransferToOperator, chat_key
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[engine.CallExternal], Awaitable[engine.ExternalResult]]
+# An `llm` slot's call to the chat's language model (the channel may name its own provider).
+Complete = Callable[[engine.CallLLM, Channel], Awaitable[engine.LLMResult]]
+# Sends a chat's inactivity timer on its way (through the inbound delay tiers).
+ScheduleTimer = Callable[[ChatTimer], Awaitable[None]]
 
 MAX_COMMIT_CONFLICTS = 5
 FINGERPRINTS_KEPT = 20
@@ -97,6 +102,8 @@ class TurnRunner:
         return_to_bot: Literal["restart", "resume"] = "restart",
         clock: Callable[[], float] = time.time,
         max_slots_per_turn: int = 50,
+        complete: Complete | None = None,
+        schedule_timer: ScheduleTimer | None = None,
     ) -> None:
         if inbound_mode == "confirm" and inbox is None:
             raise ValueError("inbound_mode 'confirm' needs an inbox to read Omnidesk with")
@@ -113,8 +120,24 @@ class TurnRunner:
         self._return_to_bot = return_to_bot
         self._clock = clock
         self._max_slots = max_slots_per_turn
+        self._complete = complete
+        self._schedule_timer = schedule_timer
 
     async def handle(self, inbound: InboundMessage) -> None:
+        started = time.perf_counter()
+        outcome = "error"
+        with telemetry.span(
+            "omnibot.dialog",
+            "dialog turn",
+            attributes={"omnibot.channel_id": inbound.channel_id, "omnibot.chat_id": inbound.chat_id},
+        ) as span:
+            try:
+                outcome = await self._handle(inbound)
+            finally:
+                metrics.record_turn(outcome, time.perf_counter() - started)
+                telemetry.set_attributes(span, **{"omnibot.outcome": outcome})
+
+    async def _handle(self, inbound: InboundMessage) -> Literal["done", "duplicate", "redelivered"]:
         channel = await self._channels.get(inbound.channel_id)
         if channel is None:
             raise PermanentError(f"channel {inbound.channel_id} does not exist")
@@ -126,18 +149,20 @@ class TurnRunner:
                     await self._publish_pending(record)
                 if record is not None and inbound.event_id in record.recent_inbound:
                     log.info("redelivered message: its turn is already done")
-                    return
+                    return "redelivered"
                 if record is not None and record.turn_event == inbound.event_id:
                     await self._resume(channel, record, inbound)
                     continue  # then look again for what else this webhook brought
-                if await self._handle_once(channel, record, inbound):
-                    return
+                outcome = await self._handle_once(channel, record, inbound)
+                if outcome is not None:
+                    return outcome
                 log.info("chat changed while the turn ran; running it again on the new state")
             raise TransientError("the chat kept changing under concurrent writers")
 
     async def _handle_once(
         self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage
-    ) -> bool:
+    ) -> Literal["done", "duplicate"] | None:
+        """What this webhook came to ("duplicate": nothing new in it); None: the chat changed."""
         now = self._clock()
         texts = await self._new_texts(channel, record, inbound, now)
         if record is None:
@@ -152,29 +177,30 @@ class TurnRunner:
         if record.owner == "operator":
             if await self._handed_back(channel, record):
                 log.info("the case carries the bot label again: the chat is back with the bot")
+                metrics.record_returned_to_bot()
                 hand_back(record, restart=self._return_to_bot == "restart")
             else:
-                return await self._stay_silent(record, expected, inbound, texts, now)
+                return "done" if await self._stay_silent(record, expected, inbound, texts, now) else None
         if not texts:
             record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             if not await self._chats.commit(record, expected):
-                return False
+                return None
             log.info("no new customer message in this webhook (a repeat or an echo): no turn")
-            return True
+            return "duplicate"
         for index, item in enumerate(texts):
             committed = await self._play(
                 channel, record, expected, inbound, item, now, last=index == len(texts) - 1
             )
             if committed is None:
                 if index == 0:
-                    return False
+                    return None
                 raise TransientError("the chat changed between two messages of one webhook")
             expected, record = committed.version, next_version(committed)
             if committed.owner == "operator" and index < len(texts) - 1:
                 # Handed over mid-webhook: the rest of the customer's words are for the human.
                 rest = texts[index + 1 :]
-                return await self._stay_silent(record, expected, inbound, rest, now)
-        return True
+                return "done" if await self._stay_silent(record, expected, inbound, rest, now) else None
+        return "done"
 
     async def _new_texts(
         self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage, now: float
@@ -276,7 +302,7 @@ class TurnRunner:
         call = engine.pending_call(agent, state, _as_datetime(now), ctx)
         log.warning("resuming a turn interrupted during an external request")
         result = (
-            await self._fetch(call)
+            await self._call(call, channel)
             if call is not None
             else engine.ExternalResult(
                 request_id=state.pending_request_id or "", status=None, error="interrupted"
@@ -311,8 +337,8 @@ class TurnRunner:
                 state, produced = engine.step(agent, state, event, _as_datetime(now), ctx)
                 effects.extend(produced)
             assert state is not None  # step always returns a state
-            call = next((e for e in effects if isinstance(e, engine.CallExternal)), None)
-            actions = await self._actions(channel, record, state, effects, now)
+            call = next((e for e in effects if isinstance(e, engine.CallExternal | engine.CallLLM)), None)
+            actions = await self._actions(channel, record, state, effects, now, inbound.received_at)
             record.state = msgspec.to_builtins(state)
             stage(record, actions)
             transfer = next((a for a in actions if isinstance(a, TransferToOperator)), None)
@@ -328,11 +354,18 @@ class TurnRunner:
                     record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             else:
                 record.turn_event = inbound.event_id
+            if call is None:
+                # Before the commit: a timer whose commit then fails is stale and does nothing,
+                # while one published after it could be lost to a crash in between.
+                await self._arm_timer(agent, state, inbound)
             if not await self._chats.commit(record, expected):
                 if first_commit:
                     return None
                 raise TransientError("the chat changed during an external request")
             first_commit = False
+            handoff = next((e for e in effects if isinstance(e, engine.Transfer)), None)
+            if handoff is not None:
+                metrics.record_transfer(handoff.reason)
             await publish_outbox(self._chats, record, self._publish)
             await self._chats.append_transcript(
                 transcript_lines(
@@ -341,19 +374,106 @@ class TurnRunner:
             )
             if call is None:
                 return record
-            result = await self._fetch(call)
+            result = await self._call(call, channel)
             bot_label = label_id(state.variables.get("bot_label_id"), channel.bot_label_id)
-            label = removed_bot_label(call, result, channel.domain, record.chat_id, bot_label)
+            label = (
+                removed_bot_label(call, result, channel.domain, record.chat_id, bot_label)
+                if isinstance(call, engine.CallExternal) and isinstance(result, engine.ExternalResult)
+                else None
+            )
             now = self._clock()
             expected = record.version
             record = next_version(record)
             if label is not None:
                 # The seed's way: the agent removed the bot label itself. The case is the operator's.
                 log.info("the agent's external request removed the bot label: the chat goes to an operator")
+                metrics.record_transfer("label_removed")
                 hand_to_operator(record, transfer_seq=0, bot_label_id=label)
             events = [result]
             customer_text = None
         raise PermanentError("the turn made too many external requests")
+
+    async def _call(
+        self, call: engine.CallExternal | engine.CallLLM, channel: Channel
+    ) -> engine.ExternalResult | engine.LLMResult:
+        if isinstance(call, engine.CallExternal):
+            return await self._fetch(call)
+        if self._complete is None:
+            return engine.LLMResult(
+                request_id=call.request_id, text=None, error="no language model configured"
+            )
+        return await self._complete(call, channel)
+
+    async def _arm_timer(self, agent: Any, state: engine.ChatState, inbound: InboundMessage) -> None:
+        due = engine.timeout_due(agent, state)
+        if due is None or self._schedule_timer is None:
+            return
+        await self._schedule_timer(
+            ChatTimer(
+                channel_id=inbound.channel_id,
+                chat_id=inbound.chat_id,
+                activity=state.last_activity,
+                due_at=due,
+                visitor=inbound.visitor,
+            )
+        )
+
+    async def handle_timer(self, timer: ChatTimer) -> None:
+        """A chat's inactivity timer arrived: run the agent's `on_timeout` if it is due and still
+        meant (the customer has not written since, it has not run yet, no operator has the chat);
+        send it on if it is early. Exactly once: the turn commits on the version it read."""
+        channel = await self._channels.get(timer.channel_id)
+        if channel is None:
+            return
+        key = chat_key(timer.channel_id, timer.chat_id)
+        event_id = f"timer:{timer.activity!r}"
+        inbound = InboundMessage(
+            event_id=event_id,
+            channel_id=timer.channel_id,
+            chat_id=timer.chat_id,
+            text="",
+            visitor=timer.visitor,
+            received_at=timer.due_at,
+        )
+        with bind(channel_id=timer.channel_id, chat_id=timer.chat_id, event_id=event_id):
+            for _ in range(MAX_COMMIT_CONFLICTS):
+                record = await self._chats.load(key)
+                if record is not None and record.pending:
+                    await self._publish_pending(record)
+                if record is None or record.owner == "operator" or not record.state:
+                    return
+                if record.turn_event == event_id:
+                    await self._resume(channel, record, inbound)
+                    return
+                agent = await self._agents.get(record.agent_name, record.agent_version)
+                state = msgspec.convert(record.state, engine.ChatState)
+                if state.last_activity != timer.activity or engine.timeout_due(agent, state) is None:
+                    log.debug("stale inactivity timer")
+                    return
+                now = self._clock()
+                if now < timer.due_at:
+                    if self._schedule_timer is not None:
+                        await self._schedule_timer(timer)
+                    return
+                log.info("the customer has been silent for %gs: running on_timeout", agent.session_timeout_s)
+                ctx = self._context(channel, inbound, record)
+                events: list[engine.Event] = [engine.SessionTimeout(activity=timer.activity)]
+                committed = await self._run(
+                    channel,
+                    next_version(record),
+                    record.version,
+                    inbound,
+                    agent,
+                    ctx,
+                    state,
+                    events,
+                    None,
+                    now,
+                    True,
+                )
+                if committed is not None:
+                    return
+            raise TransientError("the chat kept changing under concurrent writers")
 
     async def _new_chat(self, channel: Channel, inbound: InboundMessage, now: float) -> ChatRecord:
         version = await self._agents.published_version(channel.agent)
@@ -375,6 +495,7 @@ class TurnRunner:
         state: engine.ChatState,
         effects: list[engine.Effect],
         now: float,
+        accepted_at: float,
     ) -> list[OutboundAction]:
         transfer = next((e for e in effects if isinstance(e, engine.Transfer)), None)
         summary = ""
@@ -389,6 +510,7 @@ class TurnRunner:
             now=now,
             summary=summary,
             label_id=label_id(state.variables.get("bot_label_id"), channel.bot_label_id),
+            accepted_at=accepted_at,
         )
 
     async def _publish_pending(self, record: ChatRecord) -> None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
 
 from omnibot.egress.render import note_body, reply_body, same_text, text_to_html
+from omnibot.shared import metrics, telemetry
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox
@@ -26,10 +28,14 @@ from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.logs import bind
 from omnibot.shared.messages import OutboundAction, SendFile, SendText, TransferToOperator, chat_key
 from omnibot.shared.omnidesk import Account, OmnideskClient
+from omnibot.shared.settle import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 25 * 1024 * 1024  # Omnidesk: 25 MB a file, 50 MB a message
+
+# The `kind` label of omnibot_deliveries_total.
+_KINDS: dict[type, str] = {SendText: "reply", SendFile: "file", TransferToOperator: "transfer"}
 
 
 class FileSource(Protocol):
@@ -47,7 +53,7 @@ class Deliverer:
         deliveries: DeliveryStore,
         secrets: SecretBox,
         files: FileSource,
-        max_attempts: int,
+        policy: RetryPolicy,
         on_done: Callable[[OutboundAction], Awaitable[None]] | None = None,
     ) -> None:
         self._client = client
@@ -55,13 +61,36 @@ class Deliverer:
         self._deliveries = deliveries
         self._secrets = secrets
         self._files = files
-        self._max_attempts = max_attempts
+        self._policy = policy
         self._on_done = on_done
 
     async def deliver(
         self, action: OutboundAction, *, attempt: int, maybe_done: bool, force: bool = False
     ) -> None:
         """`maybe_done`: a previous attempt may have taken effect. `force`: a manual re-drive."""
+        kind = _KINDS.get(type(action), "reply")
+        started = time.perf_counter()
+        result = "retried"  # what the consumer does with any failure not sorted below
+        with telemetry.span(
+            "omnibot.egress",
+            f"egress deliver {kind}",
+            attributes={"omnibot.channel_id": action.channel_id, "omnibot.seq": action.seq},
+        ) as span:
+            try:
+                result = await self._deliver(action, attempt=attempt, maybe_done=maybe_done, force=force)
+            except PermanentError:
+                result = "dead_lettered"
+                raise
+            except Deferred:
+                result = "deferred"
+                raise
+            finally:
+                metrics.record_delivery(kind, result, time.perf_counter() - started)
+                telemetry.set_attributes(span, **{"omnibot.result": result})
+        if result == "delivered" and action.accepted_at and kind in ("reply", "file"):
+            metrics.record_reply_latency(time.time() - action.accepted_at)
+
+    async def _deliver(self, action: OutboundAction, *, attempt: int, maybe_done: bool, force: bool) -> str:
         key = chat_key(action.channel_id, action.chat_id)
         with bind(
             channel_id=action.channel_id, chat_id=action.chat_id, seq=action.seq, action=type(action).__name__
@@ -73,19 +102,19 @@ class Deliverer:
             if not force:
                 if action.seq <= cursor.seq:
                     log.info("already performed (cursor at %d): dropped", cursor.seq)
-                    return
+                    return "duplicate_skipped"
                 if action.seq > cursor.seq + 1:
                     raise Deferred(f"waiting for action {cursor.seq + 1} of this chat", delay_s=0.25)
             account = Account(channel.domain, channel.email, self._secrets.decrypt(channel.api_key_enc))
             try:
-                message_id = await self._perform(
+                message_id, performed = await self._perform(
                     account, channel, action, cursor, maybe_done or action.maybe_duplicate
                 )
             except PermanentError:
                 await self._skip(key, cursor, action, force)
                 raise
             except TransientError as exc:
-                if attempt >= self._max_attempts:
+                if self._policy.exhausted(attempt, exc):
                     await self._skip(key, cursor, action, force)
                     raise PermanentError(f"gave up after {attempt} attempts: {exc}") from exc
                 raise
@@ -94,6 +123,7 @@ class Deliverer:
             if self._on_done is not None:
                 await self._on_done(action)
             log.info("delivered")
+            return "delivered" if performed else "duplicate_skipped"
 
     async def _skip(self, key: str, cursor: Cursor, action: OutboundAction, force: bool) -> None:
         # The action goes to the dead letters; the chat's later actions must not wait for it.
@@ -102,7 +132,8 @@ class Deliverer:
 
     async def _perform(
         self, account: Account, channel: Channel, action: OutboundAction, cursor: Cursor, maybe_done: bool
-    ) -> int | None:
+    ) -> tuple[int | None, bool]:
+        """The Omnidesk message id, and whether this attempt performed it (False: found done)."""
         case_id = int(action.chat_id)
         staff_id = await self._client.staff_id(account)
         if maybe_done:
@@ -112,14 +143,14 @@ class Deliverer:
                 if isinstance(action, TransferToOperator):
                     # The note is there; the label change after it may not be. It is idempotent.
                     await self._hand_over(account, channel, case_id, action)
-                return found
+                return found, False
         if isinstance(action, SendText):
             message = await self._client.post_reply(account, case_id, reply_body(staff_id, action.text))
         elif isinstance(action, SendFile):
             message = await self._post_file(account, case_id, staff_id, action)
         else:
             message = await self._transfer(account, channel, case_id, action)
-        return _message_id(message)
+        return _message_id(message), True
 
     async def _find_own(
         self, account: Account, case_id: int, staff_id: int, cursor: Cursor, action: OutboundAction

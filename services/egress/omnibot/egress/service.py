@@ -14,27 +14,31 @@ from pymongo.errors import PyMongoError
 
 from omnibot.egress.deliver import Deliverer
 from omnibot.egress.download import FileDownloader
-from omnibot.shared import amqp
+from omnibot.shared import amqp, telemetry
+from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.channel_cache import ChannelDirectory
-from omnibot.shared.channels import MongoChannelStore, verify_secret_key
-from omnibot.shared.crypto import SecretBox, dev_secret_key
+from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.deadletters import REDRIVE_HEADER
 from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, outbound_decoder
-from omnibot.shared.mongo import ensure_indexes, open_client
 from omnibot.shared.net.policy import NetworkPolicy
 from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
-from omnibot.shared.topology import Topology, declare_topology
-from omnibot.shared.worker import work_until_stopped
+from omnibot.shared.settle import RetryPolicy
+from omnibot.shared.topology import Topology
+from omnibot.shared.worker import open_broker, open_database, work_until_stopped
 
 log = logging.getLogger(__name__)
 
-# With the backoff capped at 120 s, about five minutes of retries before a dead letter: an
-# Omnidesk outage of a few minutes loses nothing and needs no re-drive.
-MAX_ATTEMPTS = 12
+# Delayed: a chat waiting out a rate limit must not hold a worker; the per-chat cursor keeps its
+# actions in order regardless. With the backoff capped at 120 s (full jitter), about seven minutes
+# of retries on average before a dead letter, rarely under four: an Omnidesk outage of a few
+# minutes loses nothing and needs no re-drive.
+# The one budget of the stage: the consumer gives up by it, and the deliverer asks it whether an
+# attempt is the last (to move the chat's cursor past an action that goes to the dead letters).
+RETRY_POLICY = RetryPolicy(mode="delayed", max_attempts=14, max_backoff_s=120.0)
 
 
 def outbound_handler(deliverer: Deliverer) -> amqp.Handler:
@@ -70,40 +74,36 @@ async def serve_egress(
     hears of each action performed (both for benchmarks)."""
     topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_client(settings)
-        stack.push_async_callback(mongo.close)
-        db = mongo[settings.mongodb_db]
-        await ensure_indexes(db)
-        box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
-        await verify_secret_key(db, box)  # a wrong SECRET_KEY stops the start, clearly
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, limit_per_host=50))
+        db, box = await open_database(stack, settings)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200, limit_per_host=50),
+            trace_configs=telemetry.client_trace_configs(),
+        )
         stack.push_async_callback(session.close)
         files = FileDownloader(NetworkPolicy.from_setting(settings.external_request_allow_networks))
         await files.start()
         stack.push_async_callback(files.close)
         deliverer = Deliverer(
-            client=OmnideskClient(session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s),
+            client=OmnideskClient(
+                session,
+                AccountThrottle(),
+                timeout_s=settings.omnidesk_timeout_s,
+                on_error=AccountErrorLog(db).record,
+            ),
             channels=ChannelDirectory(MongoChannelStore(db).get),
             deliveries=deliveries or MongoDeliveryStore(db),
             secrets=box,
             files=files,
-            max_attempts=MAX_ATTEMPTS,
+            policy=RETRY_POLICY,
             on_done=on_delivered,
         )
-        connection = await amqp.connect(settings.amqp_url, name="omnibot-egress")
-        stack.push_async_callback(connection.close)
-        async with connection.channel() as channel:
-            await declare_topology(channel, topology)
+        connection = await open_broker(stack, settings, topology, name="omnibot-egress")
         consumer = amqp.StageConsumer(
             connection,
             topology.outbound,
             outbound_handler(deliverer),
             prefetch=settings.egress_prefetch,
-            # Delayed: a chat waiting out a rate limit must not hold a worker; the per-chat
-            # cursor keeps its actions in order regardless.
-            retry_mode="delayed",
-            max_attempts=MAX_ATTEMPTS + 1,
-            max_backoff_s=120.0,
+            policy=RETRY_POLICY,
             name="egress",
         )
         await work_until_stopped(

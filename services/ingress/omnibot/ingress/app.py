@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from omnibot.ingress.observe import observe_webhooks
 from omnibot.ingress.rejections import RejectionLog
 from omnibot.ingress.routes import BODY_TIMEOUT, CHANNELS, MAX_BODY, PUBLISHER, REJECTIONS, add_routes
 from omnibot.shared.amqp import Publisher
@@ -19,7 +20,7 @@ def build_app(
     rejections: RejectionLog | None = None,
 ) -> web.Application:
     # aiohttp refuses larger bodies itself (413) before our handler reads them.
-    app = web.Application(client_max_size=max_body_bytes)
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[observe_webhooks])
     app[PUBLISHER] = publisher
     app[CHANNELS] = channels
     app[MAX_BODY] = max_body_bytes

@@ -36,6 +36,8 @@ REJECTIONS = web.AppKey("rejections", RejectionLog)
 
 # Compared against when there is no channel, so an unknown id costs what a wrong secret costs.
 _NO_FINGERPRINT = "0" * 64
+# Set once the channel and its secret are verified: the metrics label the webhook with it.
+VERIFIED_CHANNEL = web.RequestKey("verified_channel", int)
 
 WEBHOOK_PATH = "/webhooks/omnidesk/{channel_id}/{secret}"
 
@@ -91,6 +93,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     if channel is None or not secret_ok:
         return refuse(app, 404, *NOT_FOUND)
     channel_id = channel.id
+    request[VERIFIED_CHANNEL] = channel_id
     if not channel.active:
         return refuse(app, 409, "channel_inactive", "this channel is not active; activate it in omnibot")
     if request.content_type != "application/json":

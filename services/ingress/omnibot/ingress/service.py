@@ -12,6 +12,8 @@ from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.http import ConnectionLimits, serve_app
 from omnibot.shared.mongo import open_client
+from omnibot.shared.probes import BOARD
+from omnibot.shared.replicas import announced
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
 
@@ -50,6 +52,8 @@ async def serve_ingress(
             ),
         )
         log.info("ingress listening on %s:%d", settings.ingress_host, settings.ingress_port)
+        stack.enter_context(BOARD.registered("ingress", lambda: publisher.is_ready))
+        await stack.enter_async_context(announced(mongo[settings.mongodb_db], "ingress"))
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from omnibot.launcher.agent_tools import ACTIONS as AGENT_TOOLS
+from omnibot.launcher.agent_tools import add_commands as add_agent_tools
+from omnibot.launcher.agent_tools import dispatch as agent_tools
 from omnibot.launcher.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from omnibot.launcher.render import render
 from omnibot.shared.errors import OmnibotError
@@ -107,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     versions.add_argument("name")
     pages(versions)
     delete = leaf(agent, "delete", "delete an agent and its versions (refused while a channel uses it)")
+    add_agent_tools(agent, leaf)
     delete.add_argument("name")
 
     channel = sub.add_parser("channel", help="create, activate, change, list channels").add_subparsers(
@@ -181,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     from omnibot.replay.cli import add_commands as add_replay_commands
 
     add_replay_commands(sub)
+    from omnibot.launcher.users import add_commands as add_user_commands
+
+    add_user_commands(sub)
+    from omnibot.launcher.queues import add_commands as add_queue_commands
+
+    add_queue_commands(sub)
+    from omnibot.launcher.status import add_commands as add_status_command
+
+    add_status_command(sub)
     return parser
 
 
@@ -199,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from omnibot.launcher.runner import run, run_services
+    from omnibot.launcher.runner import run, run_services, until_signalled
     from omnibot.shared.crypto import SecretKeyError
 
     if args.command == "secret-key":
@@ -226,12 +239,26 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "sandbox":
         from omnibot.sandbox.app import run_sandbox
 
-        run(run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port))
+        run(
+            until_signalled(
+                run_sandbox(args.host or settings.sandbox_host, args.port or settings.sandbox_port)
+            )
+        )
         return EXIT_OK
+    if args.command == "agent" and args.action in AGENT_TOOLS:
+        return agent_tools(args, settings)
     if args.command == "replay":
         from omnibot.replay.cli import dispatch as replay
 
         return replay(args, settings)
+    if args.command == "user":
+        from omnibot.launcher.users import dispatch as users
+
+        return users(args, settings)
+    if args.command == "queues":
+        from omnibot.launcher.queues import dispatch as queues
+
+        return queues(args, settings)
     from omnibot.launcher.manage import manage
 
     return manage(args, settings)

@@ -58,6 +58,8 @@ def operation(args: argparse.Namespace) -> Command:
         case "dlq", "replay":
             ids = None if args.all else list(args.ids)
             return Command(lambda m: m.dead_letters.replay_dead_letters(ids, stage=args.stage))
+        case "status", _:
+            return Command(lambda m: m.status.status(), "status")
     raise UsageError(f"unknown command: {args.command} {args.action}")
 
 
@@ -231,6 +233,11 @@ def manage(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(result.decode() + "\n")
         return EXIT_OK
     data = msgspec.to_builtins(result)
+    if command.kind == "status" and not args.json:
+        from omnibot.launcher.status import render_status
+
+        print(render_status(data))
+        return EXIT_OK
     print(json_text(data) if args.json else render(data, command.kind))
     return exit_code(result)
 

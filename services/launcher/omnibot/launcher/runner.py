@@ -9,7 +9,9 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from omnibot.shared.probes import serve_probes
 from omnibot.shared.settings import Settings
+from omnibot.shared.telemetry import configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,19 @@ def services() -> dict[str, Serve]:
 
 
 async def run_services(names: list[str], settings: Settings) -> None:
-    """Run the named services until SIGTERM/SIGINT; if one fails, stop the others and re-raise."""
+    """Run the named services until SIGTERM/SIGINT; if one fails, stop the others and re-raise.
+
+    The process has one monitoring listener (metrics, health) and one tracer, whatever it runs."""
+    configure_tracing(names[0] if len(names) == 1 else "omnibot")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await serve_probes(stack, settings)
+            await _run_until_stopped(names, settings)
+    finally:
+        shutdown_tracing()
+
+
+async def _run_until_stopped(names: list[str], settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -51,6 +65,17 @@ async def run_services(names: list[str], settings: Settings) -> None:
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result
+
+
+async def until_signalled(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` until it returns or SIGTERM/SIGINT cancels it. A process without its own handler
+    ignores SIGTERM when it is PID 1 (in a container) and waits for SIGKILL (the sandbox did)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def run(main: Awaitable[None]) -> None:

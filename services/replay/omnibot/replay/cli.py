@@ -19,11 +19,10 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -154,25 +153,17 @@ async def _export_channel_agent(settings: Settings, channel_id: int) -> bytes:
         await client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def _throwaway_pipeline(settings: Settings) -> AsyncIterator[tuple[Settings, Any, str]]:
     """ingress, dialog and egress in this process, with a sandbox, in a namespace of their own."""
-    from omnibot.dialog.service import serve_dialog
-    from omnibot.egress.service import serve_egress
-    from omnibot.ingress.service import serve_ingress
-    from omnibot.sandbox.app import build_app
-    from omnibot.sandbox.state import SandboxState
     from omnibot.shared.crypto import generate_key
     from omnibot.shared.mongo import mongodb_url
+    from omnibot.testkit.ports import free_port
+    from omnibot.testkit.sandbox import running_sandbox
+    from omnibot.testkit.services import running_services
 
     run = uuid.uuid4().hex[:8]
-    ingress_port = _free_port()
+    ingress_port = free_port()
     isolated = msgspec.structs.replace(
         settings,
         amqp_namespace=f"replay-{run}",
@@ -186,43 +177,11 @@ async def _throwaway_pipeline(settings: Settings) -> AsyncIterator[tuple[Setting
         external_request_allow_networks="127.0.0.0/8",
         data_dir=tempfile.mkdtemp(prefix="omnibot-replay-"),
     )
-    from aiohttp import web
-
-    state = SandboxState()
-    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    sandbox_port = _free_port()
-    await web.TCPSite(runner, "127.0.0.1", sandbox_port).start()
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
     try:
-        for serve in (serve_ingress, serve_dialog, serve_egress):
-            ready = asyncio.Event()
-            tasks.append(asyncio.create_task(_serve(serve, isolated, stop, ready)))
-            await _ready(ready, tasks[-1])
-        yield isolated, state, f"http://127.0.0.1:{sandbox_port}"
+        async with running_sandbox() as (state, sandbox_url), running_services(isolated, ready_timeout=30):
+            yield isolated, state, sandbox_url
     finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await runner.cleanup()
         await _clean_up(isolated)
-
-
-async def _serve(
-    serve: Callable[..., Awaitable[None]], settings: Settings, stop: asyncio.Event, ready: asyncio.Event
-) -> None:
-    await serve(settings, stop, ready=ready)
-
-
-async def _ready(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
-    waiting = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({waiting, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        waiting.cancel()
-        task.result()
-    if waiting not in done:
-        waiting.cancel()
-        raise TimeoutError("a service did not start in 30 s")
 
 
 async def _clean_up(settings: Settings) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Final
 from omnibot.agents import engine
 from omnibot.agents.agent import Agent
 from omnibot.agents.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, removed_bot_label
+from omnibot.agents.llm import LLMFailure, completions_url, parse_response
 from omnibot.replay.external import ExternalScript
 from omnibot.replay.scenario import load_scenario_agent, masked_output
 from omnibot.replay.transcript import (
@@ -45,6 +46,9 @@ EXTERNAL_URL: Final = "http://external.invalid"  # never resolved: nothing leave
 OMNIDESK_DOMAIN: Final = "https://test.omnidesk.ru"
 CHANNEL_ID: Final = 1
 CHANNEL_TOKEN: Final = "bot@x.ru:key"  # noqa: S105 -- a fake: nothing leaves the process
+# `llm` slots ask the fake external service too: `LLM_BASE_URL` is its url plus this path, so a
+# header's `external` entry for POST /llm/chat/completions answers them.
+LLM_PATH: Final = "/llm"
 
 
 def run_in_engine(
@@ -96,9 +100,12 @@ class _EngineRun:
             now = START + timedelta(seconds=self._clock)
             chat.state, effects = engine.step(self._agent, chat.state, pending, now, ctx)
             outputs.extend(self._outputs(chat, effects))
-            call = next((e for e in effects if isinstance(e, engine.CallExternal)), None)
+            call = next((e for e in effects if isinstance(e, engine.CallExternal | engine.CallLLM)), None)
             if call is None:
                 break
+            if isinstance(call, engine.CallLLM):
+                pending = self._answer_llm(call)
+                continue
             pending = self._answer(call)
             if removes_bot_label(call, pending, chat.chat_id, chat.state.variables.get("bot_label_id")):
                 chat.with_operator = True  # the seed's transfer: the agent took the bot label off
@@ -140,6 +147,25 @@ class _EngineRun:
                 case _:
                     pass
         return outputs
+
+    def _answer_llm(self, call: engine.CallLLM) -> engine.LLMResult:
+        """The fake language model's answer (an `external` entry for POST /llm/chat/completions)."""
+        response = self._script.take("POST", completions_url(LLM_PATH))
+        if response is None:
+            return engine.LLMResult(request_id=call.request_id, text=None, error="no fake response")
+        if response.delay_s > call.timeout_s:
+            self._clock += call.timeout_s
+            return engine.LLMResult(request_id=call.request_id, text=None, error="timeout")
+        self._clock += response.delay_s
+        answer = parse_response(response.status, response.body)
+        if isinstance(answer, LLMFailure):
+            return engine.LLMResult(request_id=call.request_id, text=None, error=answer.reason)
+        return engine.LLMResult(
+            request_id=call.request_id,
+            text=answer.text,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+        )
 
     def _answer(self, call: engine.CallExternal) -> engine.ExternalResult:
         """The fake service's answer to a request, with its delays spent on the virtual clock."""

@@ -26,13 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import msgspec
-from pymongo import AsyncMongoClient
 
-from omnibot.admin.operations import Management
 from omnibot.agents.handoff import reason_of
 from omnibot.replay.external import load_script
 from omnibot.replay.scenario import agent_document, masked_output
@@ -51,8 +47,9 @@ from omnibot.replay.transcript import (
     exchanges,
 )
 from omnibot.sandbox.state import Message, SandboxState
-from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.settings import Settings
+from omnibot.testkit.channels import set_up_channel
+from omnibot.testkit.sandbox import SandboxClient
 
 
 async def run_in_pipeline(
@@ -71,7 +68,7 @@ async def run_in_pipeline(
     async with aiohttp.ClientSession() as session:
         await load_script(session, external_url, transcript.header.external)
         channel = await set_up_channel(settings, sandbox_state, sandbox_url, document)
-        await add_rules(session, sandbox_url, str(channel["webhook_url"]))
+        await SandboxClient(session, sandbox_url).add_seed_rules(str(channel["webhook_url"]))
         player = _Player(session, sandbox_state, sandbox_url, transcript.header.visitor, external_url)
         played = exchanges(transcript)
         last_of_chat = {exchange.customer.chat: exchange for exchange in played}
@@ -80,42 +77,6 @@ async def run_in_pipeline(
             await player.play(exchange, turn_timeout_s=turn_timeout_s, quiet_s=quiet_s, last=last)
         player.settle_all()
     return Transcript(header=transcript.header, events=player.events())
-
-
-async def set_up_channel(
-    settings: Settings, sandbox_state: SandboxState, sandbox_url: str, agent: dict[str, Any]
-) -> dict[str, Any]:
-    """Import and publish the agent, create and activate a channel pointed at the sandbox."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    try:
-        box = SecretBox(settings.secret_key or dev_secret_key(settings.data_dir))
-        ops = Management(client[settings.mongodb_db], box, settings)
-        imported = await ops.agents.import_agent(msgspec.json.encode(agent), publish=True)
-        channel = await ops.channels.create_channel(
-            title=f"replay {imported.name}",
-            domain=sandbox_url,
-            api_key=sandbox_state.api_key,
-            email=sandbox_state.bot_email,
-            agent=imported.name,
-            activate=True,
-            bot_label_id=sandbox_state.bot_label_id,
-        )
-    finally:
-        await client.close()
-    if not channel.active:
-        raise RuntimeError(f"the replay channel did not activate: {channel.checks}")
-    data: dict[str, Any] = msgspec.to_builtins(channel)
-    return data
-
-
-async def add_rules(session: aiohttp.ClientSession, sandbox_url: str, webhook_url: str) -> None:
-    """The seed's rules: incoming and changed cases run the bot's webhook."""
-    for on in ("incoming", "changed"):
-        async with session.post(
-            f"{sandbox_url}/sandbox/rules", json={"webhook_url": webhook_url, "on": on}
-        ) as r:
-            if r.status != 201:
-                raise RuntimeError(f"the sandbox refused a rule: {r.status} {await r.text()}")
 
 
 def transfer_reason(note: str) -> str:
@@ -194,16 +155,10 @@ class _Player:
 
     async def _customer_says(self, text: str, case_id: int | None) -> int:
         visitor = self._visitor
-        body: dict[str, Any] = {
-            "text": text,
-            "user": {"name": visitor.name, "email": visitor.email, "phone": visitor.phone},
-        }
-        if case_id is not None:
-            body["case_id"] = case_id
-        async with self._session.post(f"{self._sandbox_url}/sandbox/customer-messages", json=body) as r:
-            if r.status != 200:
-                raise RuntimeError(f"the sandbox refused a customer message: {r.status} {await r.text()}")
-            answer: dict[str, Any] = await r.json()
+        user = {"name": visitor.name, "email": visitor.email, "phone": visitor.phone}
+        answer = await SandboxClient(self._session, self._sandbox_url).customer_message(
+            text, user=user, case_id=case_id
+        )
         return int(answer["case_id"])
 
     async def _wait(self, case_id: int, enough: Callable[[int], bool], within_s: float) -> None:

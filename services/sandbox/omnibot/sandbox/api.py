@@ -1,34 +1,26 @@
-"""The sandbox account's Omnidesk REST API: the `/api/*.json` routes and what every request passes.
+"""The sandbox account's Omnidesk REST API: the `/api/*.json` routes.
 
-Owns: the handlers of staff, labels, cases, messages and notes, the public attachment downloads,
-and the middleware every request of the Omnidesk side passes (request log, outage, per-minute
-rate limit, scripted faults, HTTP Basic auth, JSON errors). The wire shapes are in wire.py,
-reading uploaded and fetched files in uploads.py.
+Owns: the handlers of staff, labels, cases, messages and notes, and the public attachment
+downloads. What every request passes first (log, outage, rate limit, faults, auth) is gate.py;
+the wire shapes are wire.py; reading uploaded and fetched files is uploads.py.
 
 Choices where public material is silent, each made here and nowhere else (GUESS):
-- a refused rate limit is 429 `rate_limit_exceeded` with a `retry_after` header (whole seconds);
 - bodies must be `application/json` or, for messages and notes, `multipart/form-data`;
 - a message `staff_id` other than the authenticated staff member answers 400 `incorrect_staff_id`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
 
+from omnibot.sandbox.gate import AUTH_STAFF, RECORD
 from omnibot.sandbox.http import (
-    answer_errors,
     base_url,
     decode_json,
-    error_response,
-    is_control_path,
     json_response,
 )
 from omnibot.sandbox.rules import RuleRunner
@@ -36,20 +28,15 @@ from omnibot.sandbox.state import (
     ApiError,
     Case,
     CaseStatus,
-    FaultResponse,
     NewFile,
-    RateDecision,
     RecordedFile,
-    RecordedRequest,
     SandboxState,
-    Staff,
     check_file_sizes,
     page_slice,
 )
 from omnibot.sandbox.uploads import fetch_files, read_form
 from omnibot.sandbox.wire import (
     DEFAULT_LIMIT,
-    parse_basic_auth,
     parse_paging,
     render_case,
     render_label,
@@ -58,13 +45,8 @@ from omnibot.sandbox.wire import (
     render_staff,
 )
 
-API_PREFIX = "/api/"
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first"
 # `message[content]`, `message[attachments][0]`, `note[content_html]` ...
 _FORM_FIELD = re.compile(r"^(?P<root>\w+)\[(?P<key>\w+)\](?:\[(?P<index>\d*)\])?$")
-
-AUTH_STAFF: web.RequestKey[Staff] = web.RequestKey("sandbox_auth_staff", Staff)
-RECORD: web.RequestKey[RecordedRequest] = web.RequestKey("sandbox_record", RecordedRequest)
 
 
 def _path_int(request: web.Request, name: str, not_found: str) -> int:
@@ -177,59 +159,12 @@ async def _read_multipart(request: web.Request, root: str) -> _Draft:
     return draft
 
 
-def _rate_headers(response: web.StreamResponse, decision: RateDecision | None) -> web.StreamResponse:
-    if decision is not None:
-        # setdefault: headers a scripted fault sets win.
-        response.headers.setdefault("rate_limit_per_minute", str(decision.limit))
-        response.headers.setdefault("api_calls_left", str(decision.left))
-    return response
-
-
-def _fault_response(fault: FaultResponse, status: int) -> web.Response:
-    body = fault.body if fault.body is not None else {"error": "sandbox_fault"}
-    if isinstance(body, str):  # e.g. a proxy's HTML error page
-        response = web.Response(status=status, text=body, content_type="text/html")
-    else:
-        response = json_response(body, status=status)
-    response.headers.update(fault.headers)
-    return response
-
-
-def _record_of(request: web.Request, json_body: Any) -> RecordedRequest:
-    headers = {
-        name: (value.split(" ", 1)[0] + " <redacted>" if name.lower() == "authorization" else value)
-        for name, value in request.headers.items()
-    }
-    return RecordedRequest(
-        method=request.method,
-        path=request.path,
-        query=dict(request.query.items()),
-        headers=headers,
-        time=0.0,
-        json=json_body,
-    )
-
-
-# --- the API ------------------------------------------------------------------------------------
-
-
 class OmnideskApi:
-    """Handlers of the Omnidesk API and the middleware of the Omnidesk side of the sandbox."""
+    """Handlers of the Omnidesk API (behind the gate: gate.py)."""
 
     def __init__(self, state: SandboxState, rules: RuleRunner) -> None:
         self._state = state
         self._rules = rules
-        self._stopping = asyncio.Event()
-
-    async def on_shutdown(self, app: web.Application) -> None:
-        """Cut scripted delays short: aiohttp waits for in-flight handlers after this signal."""
-        self._stopping.set()
-
-    async def _pause(self, seconds: float) -> None:
-        """Only scripted faults ever wait (`delay_s`), and never past the server's shutdown."""
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -244,78 +179,6 @@ class OmnideskApi:
             web.post("/api/cases/{case_id}/note.json", self.post_note),
             web.get("/attachment/download/chat/{url_hash}/{name}", self.download_attachment),
         ]
-
-    # -- middleware --------------------------------------------------------------------------
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Log, rate-limit, fault-inject and authenticate everything outside `/sandbox`."""
-        if is_control_path(request.path):
-            return await handler(request)
-        record = await self._start_record(request)
-        status = 500  # unless an answer is produced
-        try:
-            response = await self._answer(request, handler)
-            status = response.status
-            return response
-        except asyncio.CancelledError:
-            status = CLIENT_CLOSED_REQUEST  # the client left before the answer (e.g. its timeout)
-            raise
-        finally:
-            self._state.finish_request(record, status)
-
-    async def _start_record(self, request: web.Request) -> RecordedRequest:
-        json_body: Any = None
-        if request.body_exists and request.content_type == "application/json":
-            try:
-                # Cached by aiohttp: the handler reads the same bytes again.
-                json_body = msgspec.json.decode(await request.read())
-            except (msgspec.DecodeError, web.HTTPException):
-                json_body = None
-        record = _record_of(request, json_body)
-        record.time = self._state.clock()
-        request[RECORD] = record
-        self._state.start_request(record)
-        return record
-
-    async def _answer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        decision: RateDecision | None = None
-        if request.path.startswith(API_PREFIX):
-            down = self._state.outage_status()
-            if down is not None:
-                # Omnidesk is down: nothing runs, nothing is counted against the rate limit.
-                return error_response(down, "service_unavailable")
-            decision = self._state.rate_limiter.take()
-            if not decision.allowed:
-                refused = error_response(
-                    429, "rate_limit_exceeded", headers={"retry_after": str(decision.retry_after_s)}
-                )
-                return _rate_headers(refused, decision)
-        fault = self._state.faults.take(request.method, request.path)
-        if fault is not None and not fault.performs_operation:
-            # Refused before anything happened (a proxy error, an outage, a scripted 429...).
-            assert fault.status is not None  # only a fault with a status skips the operation
-            await self._pause(fault.delay_s)
-            return _rate_headers(_fault_response(fault, fault.status), decision)
-        response = await answer_errors(request, self._authenticated(handler) if decision else handler)
-        if fault is not None:
-            # The operation happened; the answer is late, or replaced: "accepted, answer lost".
-            await self._pause(fault.delay_s)
-            if fault.status is not None:
-                response = _fault_response(fault, fault.status)
-        return _rate_headers(response, decision)
-
-    def _authenticated(self, handler: Handler) -> Handler:
-        async def authenticate_then_handle(request: web.Request) -> web.StreamResponse:
-            credentials = parse_basic_auth(request.headers.get(hdrs.AUTHORIZATION, ""))
-            if credentials is None:
-                raise ApiError(401, "unauthorized")
-            staff = self._state.authenticate(*credentials)
-            request[AUTH_STAFF] = staff
-            request[RECORD].staff_email = staff.email
-            return await handler(request)
-
-        return authenticate_then_handle
 
     # -- staff and labels --------------------------------------------------------------------
 

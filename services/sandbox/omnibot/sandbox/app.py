@@ -16,6 +16,7 @@ from aiohttp import web
 
 from omnibot.sandbox.api import OmnideskApi
 from omnibot.sandbox.control import SandboxControl
+from omnibot.sandbox.gate import OmnideskGate
 from omnibot.sandbox.playground.routes import Playground
 from omnibot.sandbox.rules import RuleRunner
 from omnibot.sandbox.state import MAX_MESSAGE_FILES_BYTES, SandboxState
@@ -41,16 +42,15 @@ def build_app(state: SandboxState | None = None) -> web.Application:
     """The sandbox as an aiohttp application; its state is `app[SANDBOX_STATE]`."""
     state = state if state is not None else SandboxState()
     rules = RuleRunner(state)
+    gate = OmnideskGate(state)
     omnidesk = OmnideskApi(state, rules)
     control = SandboxControl(state, rules)
     playground = Playground(state, rules)
-    # Each middleware only acts on its own side (control: /sandbox; omnidesk: everything else).
-    app = web.Application(
-        middlewares=[control.middleware, omnidesk.middleware], client_max_size=CLIENT_MAX_SIZE
-    )
+    # Each middleware only acts on its own side (control: /sandbox and the page; the gate: the rest).
+    app = web.Application(middlewares=[control.middleware, gate.middleware], client_max_size=CLIENT_MAX_SIZE)
     app[SANDBOX_STATE] = state
     app[RULE_RUNNER] = rules
-    app.on_shutdown.append(omnidesk.on_shutdown)
+    app.on_shutdown.append(gate.on_shutdown)
     app.on_shutdown.append(playground.events.on_shutdown)
     app.cleanup_ctx.append(_rule_runner_ctx)
     app.add_routes(omnidesk.routes())

@@ -36,7 +36,6 @@ MAX_LOGGED = 10_000  # requests and webhook deliveries kept
 
 BOT_LABEL_TITLE = "На боте"
 CaseStatus = Literal["open", "waiting", "closed"]
-CASE_STATUSES: tuple[CaseStatus, ...] = ("open", "waiting", "closed")
 RuleEvent = Literal["incoming", "changed"]
 
 # Id ranges differ per entity so that a client passing a case id where a staff id belongs (or the

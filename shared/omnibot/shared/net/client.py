@@ -2,9 +2,11 @@
 
 One ``aiohttp.ClientSession`` whose resolver applies the network policy to every connection, with
 no cookies, no proxy from the environment and no redirect followed blindly: each hop is checked
-again (scheme, literal address), credentials do not follow a redirect to another origin, and the
-caller reads the final response within its own limits. Used by dialog's external requests and
-egress's file downloads.
+again (scheme, literal address), and the caller reads the final response within its own limits.
+A redirect to another origin is followed without any header the caller gave (an agent's
+`X-Api-Key`, its Basic credentials, anything rendered from a variable) and without a body: a
+307/308 that would re-send the body to another origin is not followed, its answer is the result.
+Used by dialog's external requests and egress's file downloads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 from yarl import URL
 
+from omnibot.shared.masking import mask_url
 from omnibot.shared.net.policy import IPAddress, NetworkPolicy, PolicyResolver
 
 log = logging.getLogger(__name__)
@@ -33,8 +36,6 @@ _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # aiohttp derives these from the url and body; a template-supplied value could desynchronise the
 # connection or send the request to another virtual host than the checked url names.
 _FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "connection", "host"})
-# Credentials meant for one origin must not follow a redirect to another.
-_CREDENTIAL_HEADERS: Final = ("Authorization", "Proxy-Authorization", "Cookie")
 
 
 class RequestFailed(Exception):
@@ -49,11 +50,9 @@ def format_size(n: int) -> str:
 
 
 def redact(url: URL) -> str:
-    """The url for errors and logs: no user info, query or fragment, which may carry secrets."""
-    try:
-        return str(url.with_user(None).with_query(None).with_fragment(None))
-    except ValueError:
-        return "<invalid url>"
+    """The url for errors and logs: no user info, query or fragment, and no secret-looking path
+    segment (a Telegram-style token), which may all carry secrets (`omnibot.shared.masking`)."""
+    return mask_url(url)
 
 
 def redact_text(url: str) -> str:
@@ -199,18 +198,24 @@ class SafeHttpClient:
                 location = resp.headers.get("Location")
                 if resp.status not in _REDIRECT_STATUSES or not location:
                     return await read(resp)
-            try:
-                next_url = url.join(URL(location)).with_fragment(None)
-            except (ValueError, TypeError):
-                raise RequestFailed(f"redirect to an invalid url from {redact(url)}") from None
+                try:
+                    next_url = url.join(URL(location)).with_fragment(None)
+                except (ValueError, TypeError):
+                    raise RequestFailed(f"redirect to an invalid url from {redact(url)}") from None
+                keeps_body = resp.status in (307, 308) or method == "HEAD"
+                if not _same_origin(url, next_url) and keeps_body and data is not None:
+                    # A 307/308 asks for the body again, which is the caller's and may carry
+                    # credentials: not to another origin. This answer is the result.
+                    log.info("redirect to another origin not followed: it would re-send the body")
+                    return await read(resp)
             self._check_target(next_url)
-            if resp.status in (301, 302, 303) and method != "HEAD":
+            if not keeps_body:
                 method, data = "GET", None
                 headers.popall("Content-Type", None)
             if not _same_origin(url, next_url):
-                headers = headers.copy()
-                for name in _CREDENTIAL_HEADERS:
-                    headers.popall(name, None)
+                # Every header the caller gave was meant for the first origin: an agent's
+                # X-Api-Key, a token rendered from a variable, its Basic credentials.
+                headers = CIMultiDict()
             log.debug("redirect %s -> %s", redact(url), redact(next_url))
             url = next_url
         raise RequestFailed(f"too many redirects (more than {self._max_redirects})")

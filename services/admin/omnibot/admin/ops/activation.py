@@ -25,6 +25,7 @@ from omnibot.shared.omnidesk_errors import (
 )
 from omnibot.shared.ratelimit import AccountThrottle
 
+DEFAULT_BOT_LABEL = "На боте"  # the seed's label for chats on the bot
 WebhookProbe = Callable[[str], Awaitable[str | None]]  # url → problem or None
 
 
@@ -52,12 +53,19 @@ class ActivationChecks:
 
     async def run(self, channel: Channel) -> list[Check]:
         """All four, in order; the channel may be active exactly when every one passed."""
-        return [
+        checks, _ = await self.run_finding_label(channel)
+        return checks
+
+    async def run_finding_label(self, channel: Channel) -> tuple[list[Check], int | None]:
+        """The checks, and the id of the bot label when it was found by its title."""
+        omnidesk, found_label = await self.check_omnidesk_and_label(channel)
+        checks = [
             await self.check_agent(channel),
-            await self.check_omnidesk(channel),
+            omnidesk,
             await self.check_webhook(channel),
             await self.check_unique(channel),
         ]
+        return checks, found_label
 
     async def check_agent(self, channel: Channel) -> Check:
         summary = await self._ctx.agents.summary(channel.agent)
@@ -72,17 +80,38 @@ class ActivationChecks:
         )
 
     async def check_omnidesk(self, channel: Channel) -> Check:
+        check, _ = await self.check_omnidesk_and_label(channel)
+        return check
+
+    async def check_omnidesk_and_label(self, channel: Channel) -> tuple[Check, int | None]:
+        """The credentials answer and the staff member exists; and which label marks chats on the
+        bot: the channel's id, else the label with its title (default «На боте», as in the seed).
+        A missing label does not fail the check (the bot answers without it; only a transfer
+        cannot remove it), but the detail says so."""
         account = Account(channel.domain, channel.email, self._ctx.secrets.decrypt(channel.api_key_enc))
         timeout = self._omnidesk_timeout_s
+        found: int | None = None
         async with aiohttp.ClientSession() as session:
             client = OmnideskClient(session, AccountThrottle(max_wait_in_place_s=0), timeout_s=timeout)
             try:
                 staff_id = await client.staff_id(account)
             except OmnibotError as exc:
-                return Check(name="omnidesk", passed=False, detail=omnidesk_problem(exc, channel, timeout))
-        return Check(
-            name="omnidesk", passed=True, detail=f"Omnidesk answers; staff {channel.email} is id {staff_id}"
-        )
+                failed = Check(name="omnidesk", passed=False, detail=omnidesk_problem(exc, channel, timeout))
+                return failed, None
+            detail = f"Omnidesk answers; staff {channel.email} is id {staff_id}"
+            title = channel.bot_label_title or DEFAULT_BOT_LABEL
+            if channel.bot_label_id is not None:
+                detail += f"; bot label id {channel.bot_label_id}"
+            else:
+                try:
+                    found = await client.label_id(account, title)
+                except OmnibotError:
+                    found = None
+                if found is None:
+                    detail += f"; no label titled «{title}» found: set the channel's bot label for transfers"
+                else:
+                    detail += f"; bot label «{title}» is id {found}"
+        return Check(name="omnidesk", passed=True, detail=detail), found
 
     async def check_webhook(self, channel: Channel) -> Check:
         problem = await self._probe_webhook(self._ctx.webhook_url(channel))

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
+from pymongo.errors import DuplicateKeyError
 
 from omnibot.admin.ops.activation import ActivationChecks
 from omnibot.admin.ops.context import Context, Refused, not_found
@@ -17,6 +18,7 @@ from omnibot.admin.schemas import DEFAULT_PAGE, ChannelChanges, ChannelDeleted, 
 from omnibot.admin.validation import (
     api_key_problem,
     email_problem,
+    label_title_problem,
     normalise_domain,
     positive_problem,
     title_problem,
@@ -41,10 +43,15 @@ class ChannelOperations:
         title: str = "New channel",
         activate: bool = False,
         bot_label_id: int | None = None,
+        bot_label_title: str = "",
         transfer_status: str = "",
         transfer_group_id: int | None = None,
+        reserved: tuple[int, str] | None = None,
     ) -> ChannelView:
-        """Saved inactive; with `activate` the checks run, and it is active if all of them pass."""
+        """Saved inactive; with `activate` the checks run, and it is active if all of them pass.
+
+        `reserved`: the (id, webhook secret) from `reserve_channel`, whose URL was shown already.
+        """
         allow_http = self._ctx.settings.omnidesk_allow_http
         normalised, domain_problem = normalise_domain(domain, allow_http=allow_http)
         problems = [
@@ -55,6 +62,7 @@ class ChannelOperations:
                 api_key_problem(api_key),
                 email_problem(email),
                 positive_problem("bot_label_id", bot_label_id),
+                label_title_problem(bot_label_title),
                 transfer_status_problem(transfer_status),
                 positive_problem("transfer_group_id", transfer_group_id),
             )
@@ -63,10 +71,10 @@ class ChannelOperations:
         problems.extend(await self._agent_problems(agent))
         if problems or normalised is None:
             raise Refused("invalid", problems)
-        secret = new_webhook_secret()
+        channel_id, secret = reserved if reserved is not None else await self.reserve_channel()
         now = time.time()
         channel = Channel(
-            id=await self._ctx.channels.next_id(),
+            id=channel_id,
             title=title.strip(),
             domain=normalised,
             email=email.strip(),
@@ -75,21 +83,39 @@ class ChannelOperations:
             webhook_secret_hash=fingerprint(secret),
             agent=agent,
             bot_label_id=bot_label_id,
+            bot_label_title=bot_label_title.strip(),
             transfer_status=transfer_status,
             transfer_group_id=transfer_group_id,
             created_at=now,
             updated_at=now,
         )
-        await self._ctx.channels.insert(channel)
+        try:
+            await self._ctx.channels.insert(channel)
+        except DuplicateKeyError:
+            raise Refused("conflict", [f"channel {channel_id} exists already (created twice?)"]) from None
         if activate:
             return await self.activate_channel(channel.id)
         return self._view(channel)
 
+    async def reserve_channel(self) -> tuple[int, str]:
+        """An id and a webhook secret for a channel about to be created, so its URL can be shown
+        first. Nothing is stored: an unused reservation leaves a gap in the numbering only."""
+        return await self._ctx.channels.next_id(), new_webhook_secret()
+
+    def webhook_url_for(self, channel_id: int, secret: str) -> str:
+        return self._ctx.webhook_url_for(channel_id, secret)
+
     async def activate_channel(self, channel_id: int) -> ChannelView:
-        """Runs the four checks; the channel is active afterwards exactly when all passed."""
+        """Runs the four checks; the channel is active afterwards exactly when all passed.
+
+        A bot label found by its title is kept as the channel's bot label id (transfers remove it).
+        """
         channel = await self._ctx.require_channel(channel_id)
-        checks = await self.checks.run(channel)
-        updated = await self._update(channel_id, {"active": all(c.passed for c in checks)})
+        checks, found_label = await self.checks.run_finding_label(channel)
+        fields: dict[str, Any] = {"active": all(c.passed for c in checks)}
+        if found_label is not None and channel.bot_label_id is None:
+            fields["bot_label_id"] = found_label
+        updated = await self._update(channel_id, fields)
         return self._view(updated, checks)
 
     async def deactivate_channel(self, channel_id: int) -> ChannelView:
@@ -127,6 +153,9 @@ class ChannelOperations:
         if changes.bot_label_id is not UNSET:
             _collect(problems, positive_problem("bot_label_id", changes.bot_label_id))
             fields["bot_label_id"] = changes.bot_label_id
+        if changes.bot_label_title is not UNSET:
+            _collect(problems, label_title_problem(changes.bot_label_title))
+            fields["bot_label_title"] = changes.bot_label_title.strip()
         if changes.transfer_status is not UNSET:
             _collect(problems, transfer_status_problem(changes.transfer_status))
             fields["transfer_status"] = changes.transfer_status

@@ -104,8 +104,11 @@ class Context:
             raise Refused("unavailable", [str(exc)]) from None
 
     def webhook_url(self, channel: Channel) -> str:
-        secret = self.secrets.decrypt(channel.webhook_secret_enc)
-        return f"{self.settings.public_base_url.rstrip('/')}/webhooks/omnidesk/{channel.id}/{secret}"
+        return self.webhook_url_for(channel.id, self.secrets.decrypt(channel.webhook_secret_enc))
+
+    def webhook_url_for(self, channel_id: int, secret: str) -> str:
+        """The Chatbot webhook URL of a channel id and secret (also one reserved, not yet saved)."""
+        return f"{self.settings.public_base_url.rstrip('/')}/webhooks/omnidesk/{channel_id}/{secret}"
 
 
 def broker_refusal(exc: BaseException) -> Refused:

@@ -66,6 +66,7 @@ def channel_view(
         active=channel.active,
         webhook_url=webhook_url,
         bot_label_id=channel.bot_label_id,
+        bot_label_title=channel.bot_label_title,
         transfer_status=channel.transfer_status or None,
         transfer_group_id=channel.transfer_group_id,
         created_at=iso_time(channel.created_at),
