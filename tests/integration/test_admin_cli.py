@@ -391,7 +391,7 @@ async def test_dlq_commands(omnibot: Omnibot, settings: Settings, broker: Any) -
     assert "inbound  i-2" in out and "not found (no longer dead letters?): gone" in out
     code, out, _ = await omnibot("--json", "dlq", "replay", "--all")
     assert (code, sorted(d["id"] for d in json.loads(out)["replayed"])) == (0, ["i-1", "o-1"])
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     assert sorted(m.message_id or "" for m in await queued(broker, topology.inbound.partition_queue(1))) == [
         "i-1",
         "i-2",
