@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Literal
 
 import aio_pika
 import pytest
@@ -25,6 +26,16 @@ from omnibot.shared.topology import Topology, delete_topology
 from omnibot.testkit.ports import free_port
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The queues each test declares on the machine's shared broker. Quorum queues are the product's
+# default, and everything specific to them runs on them (tests/integration/test_quorum_queues.py,
+# test_queue_migration.py, and the whole chaos suite on nodes of its own). The hundreds of
+# per-test topologies of the rest are classic: on this RabbitMQ 3.10.8 single node, the churn of
+# declaring and deleting thousands of quorum queues (each a Raft cluster) while other runs did the
+# same wedged the shared broker twice (connections accepted, never served). Set
+# OMNIBOT_TEST_QUEUE_TYPE=quorum to run the whole suite on quorum queues.
+TEST_QUEUE_TYPE: Literal["quorum", "classic"] = (
+    "quorum" if os.environ.get("OMNIBOT_TEST_QUEUE_TYPE") == "quorum" else "classic"
+)
 
 
 def _docker_engine_answers() -> bool:
@@ -85,6 +96,7 @@ def settings(mongo_url: str, unique: str) -> Settings:
         # Never the default 9090: test processes (and other runs on this machine) would collide.
         metrics_host="127.0.0.1",
         metrics_port=0,
+        amqp_queue_type=TEST_QUEUE_TYPE,
         data_dir=tempfile.mkdtemp(prefix="omnibot-data-"),
     )
 

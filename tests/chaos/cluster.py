@@ -241,6 +241,8 @@ class Cluster:
             sandbox_port=sandbox_port,
             shutdown_timeout_s=2.0,
             data_dir=str(log_dir / "data"),
+            # Every process of the cluster on its own free port: the default 9090 is one per machine.
+            metrics_port=0,
         )
         self.env = settings_env(self.settings)
         self.sandbox = Sandbox(http, f"http://127.0.0.1:{sandbox_port}")

@@ -323,6 +323,50 @@ async def test_chat_commands(
     assert (code, "chat 999 of channel 1 does not exist" in err) == (1, True)
 
 
+async def test_chat_show_prints_no_terminal_escapes_of_the_customer(
+    omnibot: Omnibot, sandbox: tuple[SandboxState, str], db: Any
+) -> None:
+    # What a customer can type: colours, a cursor move and screen clear, a window-title change,
+    # a carriage return that would overwrite the line, an 8-bit CSI, a right-to-left override.
+    hostile = "\x1b[31mred\x1b[2J\x1b[H\x1b]0;pwned\x07 ok\rforged \x9b6n \u202etxt.exe"
+    assert (await omnibot("agent", "import", AGENT, "--publish"))[0] == 0
+    assert (await omnibot(*channel_args(sandbox)))[0] == 0
+    chats = MongoChatStore(db)
+    record = ChatRecord(
+        key="1:100",
+        channel_id=1,
+        chat_id="100",
+        agent_name="pipeline-demo",
+        agent_version=1,
+        state={"slot": "menu", "waiting": "reply", "variables": {"note\x1b[8m": hostile}},
+        version=1,
+        last_error=hostile,
+    )
+    assert await chats.commit(record, 0)
+    await chats.append_transcript(
+        [TranscriptLine(chat="1:100", seq=1000, role="customer", text=f"line one\n{hostile}", at=time.time())]
+    )
+    for argv in (("chat", "show", "1", "100"), ("--json", "chat", "show", "1", "100"), ("chat", "list", "1")):
+        code, out, _ = await omnibot(*argv)
+        assert code == 0
+        for unsafe in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+            assert unsafe not in out, (argv, unsafe)
+    code, out, _ = await omnibot("chat", "show", "1", "100")
+    assert "\\x1b[31mred" in out and "\\x9b6n" in out  # shown, escaped
+    assert "line one\n" in out  # the customer's own line breaks are kept
+    code, out, _ = await omnibot("--json", "chat", "show", "1", "100")
+    assert json.loads(out)["transcript"][0]["text"] == f"line one\n{hostile}"  # JSON stays exact
+
+
+async def test_channel_ids_are_spelt_one_way(omnibot: Omnibot, sandbox: tuple[SandboxState, str]) -> None:
+    assert (await omnibot("agent", "import", AGENT, "--publish"))[0] == 0
+    assert (await omnibot(*channel_args(sandbox)))[0] == 0
+    for spelt in ("01", "１", "١", "+1"):
+        code, _, err = await omnibot("channel", "delete", spelt)
+        assert code == 2 and "ASCII digits" in err, spelt
+    assert (await omnibot("channel", "show", "1"))[0] == 0
+
+
 async def test_dlq_commands(omnibot: Omnibot, settings: Settings, broker: Any) -> None:
     await bury(broker, settings, [("outbound", "o-1", 0), ("inbound", "i-1", 1), ("inbound", "i-2", 1)])
     code, out, _ = await omnibot("dlq", "list")
@@ -347,7 +391,7 @@ async def test_dlq_commands(omnibot: Omnibot, settings: Settings, broker: Any) -
     assert "inbound  i-2" in out and "not found (no longer dead letters?): gone" in out
     code, out, _ = await omnibot("--json", "dlq", "replay", "--all")
     assert (code, sorted(d["id"] for d in json.loads(out)["replayed"])) == (0, ["i-1", "o-1"])
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     assert sorted(m.message_id or "" for m in await queued(broker, topology.inbound.partition_queue(1))) == [
         "i-1",
         "i-2",

@@ -153,7 +153,7 @@ async def bury(
     broker: aio_pika.abc.AbstractRobustConnection, settings: Settings, letters: list[tuple[str, str, int]]
 ) -> None:
     """Put messages into the dead-letter queues as a consumer would: (stage, id, partition)."""
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     async with broker.channel() as channel:
         await declare_topology(channel, topology)
         for stage_name, message_id, partition in letters:
@@ -188,7 +188,7 @@ async def queued(
 
 async def test_dead_letters_list_and_replay(running: Running, broker: Any) -> None:
     settings = running.settings
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions, settings.amqp_queue_type)
     await bury(broker, settings, [("outbound", "o-1", 1), ("outbound", "o-2", 2), ("inbound", "i-1", 3)])
 
     status, listed = await running.call("GET", "/dead-letters")

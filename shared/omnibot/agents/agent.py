@@ -29,6 +29,10 @@ FORMAT: Final = "omnibot/agent@1"
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 MAX_DELAY_S: Final = 60.0
 MAX_TIMEOUT_S: Final = 120.0
+# Bounds of an imported file: validating and exporting cost time in proportion to its size, and
+# the largest real agents have tens of slots. Stored versions are not re-checked against them.
+MAX_AGENT_BYTES: Final = 1024 * 1024
+MAX_SLOTS: Final = 1000
 # Set by the engine for every turn: an agent that assigns them would see its value overwritten.
 RUNTIME_PINNED: Final = frozenset(
     {
@@ -62,6 +66,10 @@ class AgentInvalid(ValueError):
         ]
         errors = sum(p.severity == "error" for p in problems)
         super().__init__(f"agent is invalid ({errors} error(s)):\n" + "\n".join(lines))
+
+
+class AgentUnreadable(AgentInvalid):
+    """The file is not JSON at all (or nested too deeply to decode): nothing else could be checked."""
 
 
 # -- the format -------------------------------------------------------------------------------------
@@ -301,16 +309,30 @@ class _Report:
 def load_agent(data: bytes | str | dict[str, Any]) -> tuple[Agent, list[Problem]]:
     """Validate an agent file and build the Agent; returns it with its warnings.
 
-    Raises `AgentInvalid` listing every error (and the warnings) if anything is wrong.
+    Raises `AgentInvalid` listing every error (and the warnings) if anything is wrong. A file
+    (bytes or text) over `MAX_AGENT_BYTES` or `MAX_SLOTS`, or nested too deeply to decode, is
+    refused before anything else is checked.
     """
     report = _Report()
     raw: Any = data
     if isinstance(data, bytes | str):
+        size = len(data.encode() if isinstance(data, str) else data)
+        if size > MAX_AGENT_BYTES:
+            report.error(None, f"the file is {size} bytes; an agent file may have at most {MAX_AGENT_BYTES}")
+            raise AgentInvalid(report.problems)
         try:
             raw = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             report.error(None, f"not JSON: {exc}")
-            raise AgentInvalid(report.problems) from None
+            raise AgentUnreadable(report.problems) from None
+        except RecursionError:
+            report.error(None, "the JSON is nested too deeply")
+            raise AgentUnreadable(report.problems) from None
+        given = raw.get("slots") if isinstance(raw, dict) else None
+        slot_count = len(given) if isinstance(given, list) else 0
+        if slot_count > MAX_SLOTS:
+            report.error(None, f"the agent has {slot_count} slots; at most {MAX_SLOTS} are allowed")
+            raise AgentInvalid(report.problems)
     if not isinstance(raw, dict):
         report.error(None, "an agent file must be a JSON object")
         raise AgentInvalid(report.problems)

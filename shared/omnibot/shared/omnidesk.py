@@ -20,6 +20,7 @@ from omnibot.shared import metrics
 from omnibot.shared.errors import OmnibotError
 from omnibot.shared.omnidesk_errors import (
     LabelNotFound,
+    OmnideskBadResponse,
     OmnideskNotFound,
     OmnideskRateLimited,
     OmnideskRefused,
@@ -113,6 +114,7 @@ class OmnideskClient:
         await self._throttle.acquire(account.domain)
         changes_state = method != "GET"
         url = f"{account.domain}{path}"
+        auth = aiohttp.encode_basic_auth(account.email, account.api_key)
         started = time.perf_counter()
         try:
             async with self._session.request(
@@ -123,7 +125,7 @@ class OmnideskClient:
                 params=params,
                 headers={
                     "Accept": "application/json",
-                    "Authorization": aiohttp.encode_basic_auth(account.email, account.api_key),
+                    "Authorization": auth,
                 },
                 timeout=self._timeout,
             ) as response:
@@ -148,7 +150,7 @@ class OmnideskClient:
         body = _decode(raw)
         if status in expect:
             return body if isinstance(body, dict) else {}
-        code = safe_code(body, account.api_key, account.email)
+        code = safe_code(body, account.api_key, account.email, auth.split(" ")[-1])
         if retry_after is not None or (
             status == 403 and "rate limit" in raw.decode(errors="replace").lower()
         ):
@@ -190,10 +192,10 @@ class OmnideskClient:
                 if str(member.get("staff_email", "")).strip().lower() == wanted:
                     if member.get("active") is False:
                         raise StaffInactive(f"staff {account.email} is not active in Omnidesk")
-                    staff_id = int(member["staff_id"])
+                    staff_id = _int(member.get("staff_id"), "staff_id")
                     self._staff_ids[cache_key] = staff_id
                     return staff_id
-            total = int(body.get("total_count") or 0)
+            total = _int(body.get("total_count") or 0, "total_count")
             if not staff or page * PAGE_LIMIT >= total:
                 break
         raise StaffNotFound(f"staff {account.email} not found in Omnidesk")
@@ -252,6 +254,16 @@ class OmnideskClient:
     async def update_case(self, account: Account, case_id: int, fields: Json) -> Json:
         body = await self.request(account, "PUT", f"/api/cases/{case_id}.json", json={"case": fields})
         return dict(body.get("case") or {})
+
+
+def _int(value: Any, name: str) -> int:
+    """An integer field of an answer; anything else is not what the Omnidesk API sends."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise OmnideskBadResponse(f"Omnidesk's answer has no integer {name}")
+    try:
+        return int(value)
+    except ValueError:
+        raise OmnideskBadResponse(f"Omnidesk's answer has no integer {name}") from None
 
 
 def _decode(raw: bytes) -> Any:

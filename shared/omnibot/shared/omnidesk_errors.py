@@ -13,8 +13,9 @@ from typing import Any
 
 from omnibot.shared.errors import OmnibotError, PermanentError, TransientError
 
-# Omnidesk's error codes are identifiers ("staff_not_active", "case_not_found").
-_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+# Omnidesk's error codes are snake_case words ("staff_not_active", "incorrect_parameters"); a
+# Basic credential (base64, mixed case) or an echoed header line is not.
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class OmnideskFailure(OmnibotError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -19,6 +20,7 @@ from pymongo.errors import PyMongoError
 from omnibot.admin.audit import AuditEntry, MongoAuditLog
 from omnibot.admin.openapi import AGENT_FILE, OPENAPI_DOCUMENT, Endpoint, Handler, Param, build_openapi
 from omnibot.admin.operations import Management, Refused
+from omnibot.admin.ops.chats import MAX_TRANSCRIPT_LINES, TRANSCRIPT_LINES
 from omnibot.admin.ops.status import StatusView
 from omnibot.admin.schemas import (
     DEFAULT_PAGE,
@@ -43,9 +45,11 @@ from omnibot.admin.schemas import (
     ReplayResult,
     SecretsRotated,
 )
-from omnibot.admin.validation import page_problems, parse_since
+from omnibot.admin.validation import MAX_OFFSET, page_problems, parse_since
 from omnibot.shared.crypto import SecretKeyError
 from omnibot.shared.deadletters import StageName
+from omnibot.shared.ids import MAX_CASE_ID_DIGITS, MAX_CHANNEL_ID_DIGITS
+from omnibot.shared.printable import printable
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +58,13 @@ S = TypeVar("S", bound=msgspec.Struct)
 MANAGEMENT = web.AppKey("management", Management)
 TOKEN = web.AppKey("token", str)
 OPENAPI = web.AppKey("openapi", dict[str, Any])
+QUERY_NAMES = web.AppKey("query_names", dict[Any, frozenset[str]])  # handler → its query parameters
 AUDIT = web.AppKey("audit", MongoAuditLog)
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 MAX_BODY_BYTES = 4 * 1024 * 1024
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)  # int() would also take "+1", " 1", "١"
 
 # The HTTP status of each refusal code of `Management` (and of the API's own).
 STATUS = {
@@ -110,7 +116,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except Exception:
         log.exception("admin request failed")
         response = error(500, "internal", ["unexpected error; the admin service's log has the details"])
-    log.info("%s %s %d", request.method, request.path, response.status)
+    log.info("%s %s %d", request.method, _shown(request.path), response.status)
     return response
 
 
@@ -119,11 +125,21 @@ def _http_error(exc: web.HTTPException) -> web.Response:
         return error(404, "not_found", [f"no such endpoint; the API is described at {OPENAPI_PATH}"])
     if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return error(405, "method_not_allowed", [f"{exc.method} is not allowed here (allowed: {allowed})"])
+        response = error(
+            405, "method_not_allowed", [f"{exc.method} is not allowed here (allowed: {allowed})"]
+        )
+        response.headers["Allow"] = allowed  # RFC 9110: a 405 names the methods that are allowed
+        return response
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error(413, "too_large", [f"the body is larger than {MAX_BODY_BYTES} bytes"])
     code = exc.reason.lower().replace(" ", "_") or "error"
     return error(exc.status, code, [exc.reason])
+
+
+def _shown(path: str) -> str:
+    """A request path as logged: decoded (`%0A` is a newline), so its control characters escaped,
+    lest an unauthenticated caller write log lines of its own."""
+    return printable(path)
 
 
 @web.middleware
@@ -132,12 +148,12 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)  # the console's pages check their own sessions
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        log.warning("admin API: refused %s %s without a bearer token", request.method, request.path)
+        log.warning("admin API: refused %s %s without a bearer token", request.method, _shown(request.path))
         response = error(401, "unauthorized", ["send the admin token: Authorization: Bearer <ADMIN_TOKEN>"])
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
     if not hmac.compare_digest(given.strip().encode(), request.app[TOKEN].encode()):
-        log.warning("admin API: refused %s %s with a wrong token", request.method, request.path)
+        log.warning("admin API: refused %s %s with a wrong token", request.method, _shown(request.path))
         response = error(401, "unauthorized", ["the bearer token is not the admin token"])
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response
@@ -153,6 +169,21 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
 def is_api_path(path: str) -> bool:
     """The JSON API's paths; everything else on the admin listener is the web console's."""
     return path == "/healthz" or path == PREFIX or path.startswith(PREFIX + "/")
+
+
+@web.middleware
+async def refuse_unknown_query(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A query parameter the endpoint does not take is refused: a typo would otherwise be ignored
+    silently (`?limt=5` answering the default page)."""
+    known = request.app[QUERY_NAMES].get(request.match_info.route.handler)
+    if known is None:
+        return await handler(request)  # not an endpoint of the API (the console's pages, a 404)
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        raise Refused(
+            "bad_request", [f"{printable(name)}: not a parameter of this endpoint" for name in unknown]
+        )
+    return await handler(request)
 
 
 # --- request helpers -------------------------------------------------------------------------
@@ -191,6 +222,8 @@ async def _body(request: web.Request, kind: type[S], *, required: bool = True) -
         data = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise Refused("bad_request", ["the body is not valid JSON"]) from None
+    except RecursionError:
+        raise Refused("bad_request", ["the body is nested too deeply"]) from None
     if not isinstance(data, dict):
         raise Refused("bad_request", ["the body must be a JSON object"])
     fields = {f.encode_name: f for f in msgspec.structs.fields(kind)}
@@ -210,25 +243,46 @@ async def _body(request: web.Request, kind: type[S], *, required: bool = True) -
 
 
 class _Query:
-    """Query parameters, every problem collected before refusing."""
+    """Query parameters, every problem collected before refusing.
+
+    A parameter given twice, or given empty, is refused (400) rather than read as one of its
+    values or as its default: the caller meant something, and guessing what hides their mistake.
+    """
 
     def __init__(self, request: web.Request) -> None:
         self._query = request.query
+        self.malformed: list[str] = []
         self.problems: list[str] = []
 
+    def _raw(self, name: str) -> str | None:
+        values = self._query.getall(name, [])
+        if len(values) > 1:
+            self.malformed.append(f"{name}: given {len(values)} times; give it once")
+            return None
+        if values and values[0] == "":
+            self.malformed.append(f"{name}: given empty; leave it out for the default")
+            return None
+        return values[0] if values else None
+
     def integer(self, name: str, default: int) -> int:
-        raw = self._query.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return int(raw)
-        except ValueError:
+        value = self.optional_integer(name)
+        return default if value is None else value
+
+    def optional_integer(self, name: str) -> int | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        if not _INTEGER.fullmatch(raw):
             self.problems.append(f"{name}: must be an integer")
-            return default
+            return None
+        if len(raw.lstrip("-")) > 18:
+            self.problems.append(f"{name}: out of range")
+            return None
+        return int(raw)
 
     def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
-        raw = self._query.get(name)
-        if raw is None or raw == "":
+        raw = self._raw(name)
+        if raw is None:
             return None
         if raw not in choices:
             self.problems.append(f"{name}: must be one of {', '.join(choices)}")
@@ -236,14 +290,14 @@ class _Query:
         return raw
 
     def flag(self, name: str) -> bool:
-        raw = self._query.get(name, "").lower()
+        raw = (self._raw(name) or "").lower()
         if raw not in ("", "true", "false", "1", "0"):
             self.problems.append(f"{name}: must be true or false")
         return raw in ("true", "1")
 
     def since(self, name: str) -> float | None:
-        raw = self._query.get(name)
-        if raw is None or raw == "":
+        raw = self._raw(name)
+        if raw is None:
             return None
         value, problem = parse_since(raw)
         if problem:
@@ -254,6 +308,8 @@ class _Query:
         return self.integer("limit", DEFAULT_PAGE), self.integer("offset", 0)
 
     def done(self) -> None:
+        if self.malformed:
+            raise Refused("bad_request", self.malformed)
         if self.problems:
             raise Refused("invalid", self.problems)
 
@@ -319,10 +375,10 @@ async def publish_agent(request: web.Request) -> web.Response:
 
 async def export_agent(request: web.Request) -> web.Response:
     query = _Query(request)
-    version = query.integer("version", 0)
+    version = query.optional_integer("version")
     query.done()
     name = request.match_info["name"]
-    exported = await _ops(request).agents.export_agent(name, version or None)
+    exported = await _ops(request).agents.export_agent(name, version)
     return web.Response(body=exported, content_type="application/json")
 
 
@@ -390,7 +446,7 @@ async def list_chats(request: web.Request) -> web.Response:
 
 async def show_chat(request: web.Request) -> web.Response:
     query = _Query(request)
-    lines = query.integer("transcript", 200)
+    lines = query.integer("transcript", TRANSCRIPT_LINES)
     query.done()
     chat_id = request.match_info["chat_id"]
     return _json(await _ops(request).chats.show_chat(_channel_id(request), chat_id, transcript=lines))
@@ -454,11 +510,19 @@ _PAGE = (
     Param(
         "limit", "query", {**_INT, "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE}, "page size"
     ),
-    Param("offset", "query", {**_INT, "minimum": 0, "default": 0}, "items to skip"),
+    Param("offset", "query", {**_INT, "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "items to skip"),
 )
 _NAME = Param("name", "path", {"type": "string"}, "agent name")
-_CHANNEL = Param("channel_id", "path", _INT, "channel id")
-_CHAT = Param("chat_id", "path", {"type": "string"}, "the Omnidesk case id")
+# Ids in paths are spelt one way only: ASCII digits, no sign, no leading zero (ids.py says why).
+_CHANNEL = Param(
+    "channel_id", "path", {**_INT, "minimum": 1, "maximum": 10**MAX_CHANNEL_ID_DIGITS - 1}, "channel id"
+)
+_CHAT = Param(
+    "chat_id",
+    "path",
+    {"type": "string", "pattern": f"^[1-9][0-9]{{0,{MAX_CASE_ID_DIGITS - 1}}}$"},
+    "the Omnidesk case id",
+)
 _CHANNEL_PATH = f"{PREFIX}/channels/{{channel_id}}"
 _CHAT_PATH = f"{_CHANNEL_PATH}/chats/{{chat_id}}"
 
@@ -537,7 +601,10 @@ ENDPOINTS: list[Endpoint] = [
         "Export a version as an importable agent file",
         "agents",
         AGENT_FILE,
-        params=(_NAME, Param("version", "query", _INT, "the version (default: the latest)")),
+        params=(
+            _NAME,
+            Param("version", "query", {**_INT, "minimum": 1}, "the version (default: the latest)"),
+        ),
         errors=(404,),
     ),
     Endpoint(
@@ -669,7 +736,12 @@ ENDPOINTS: list[Endpoint] = [
         params=(
             _CHANNEL,
             _CHAT,
-            Param("transcript", "query", {**_INT, "default": 200}, "how many transcript lines (the last)"),
+            Param(
+                "transcript",
+                "query",
+                {**_INT, "minimum": 0, "maximum": MAX_TRANSCRIPT_LINES, "default": TRANSCRIPT_LINES},
+                "how many transcript lines (the last)",
+            ),
         ),
         errors=(404,),
     ),
@@ -746,16 +818,22 @@ ENDPOINTS: list[Endpoint] = [
     ),
 ]
 
-_ROUTE_PATTERNS = {"{channel_id}": r"{channel_id:\d{1,12}}"}
+# `\d` would also match other scripts' digits ("１", "٣").
+_ROUTE_PATTERNS = {"{channel_id}": f"{{channel_id:[1-9][0-9]{{0,{MAX_CHANNEL_ID_DIGITS - 1}}}}}"}
 
 
 def build_app(management: Management, *, token: str, audit: MongoAuditLog | None = None) -> web.Application:
     if not token:
         raise ValueError("the admin API needs a token")
-    app = web.Application(middlewares=[answer_errors, require_token], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[answer_errors, require_token, refuse_unknown_query], client_max_size=MAX_BODY_BYTES
+    )
     app[MANAGEMENT] = management
     app[TOKEN] = token
     app[OPENAPI] = build_openapi(ENDPOINTS)
+    app[QUERY_NAMES] = {
+        e.handler: frozenset(p.name for p in e.params if p.where == "query") for e in ENDPOINTS
+    }
     if audit is not None:
         app[AUDIT] = audit
     for endpoint in ENDPOINTS:

@@ -23,7 +23,7 @@ OPENAPI_DOCUMENT: dict[str, Any] = {"type": "object", "description": "An OpenAPI
 
 _REF = "#/components/schemas/{name}"
 _ERROR_TEXT = {
-    400: "Not JSON, or not a JSON object",
+    400: "Not JSON, not a JSON object, nested too deeply, or a query parameter given twice or empty",
     401: "No bearer token, or a wrong one",
     404: "No such resource",
     409: "Refused in the current state (see `error` and `problems`)",
@@ -85,8 +85,8 @@ def build_openapi(endpoints: list[Endpoint]) -> dict[str, Any]:
             statuses.add(401)
         if endpoint.body is not None:
             statuses |= {400, 413, 415, 422}
-        if endpoint.params:
-            statuses.add(422)
+        if any(p.where == "query" for p in endpoint.params):
+            statuses |= {400, 422}  # 400: a parameter given twice or empty; 422: a wrong value
         for status in sorted(statuses):
             responses[str(status)] = {
                 "description": _ERROR_TEXT.get(status, "Error"),

@@ -7,14 +7,39 @@ them, so it cannot drift from what the code does. Times are ISO 8601 strings in 
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from omnibot.admin.validation import MAX_ID, MAX_TITLE
+
 T = TypeVar("T")
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
+
+
+def documented(**schema: Any) -> msgspec.Meta:
+    """Constraints for the OpenAPI document only: `validation` enforces them, with messages a
+    person can act on, and names every wrong field at once (msgspec would stop at the first)."""
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+# What `validation` accepts, as JSON Schema. Patterns are searched, not anchored: "\S" means
+# "not only whitespace" (values are stripped before they are checked).
+Title = Annotated[str, documented(minLength=1, maxLength=MAX_TITLE, pattern=r"\S")]
+Domain = Annotated[
+    str,
+    documented(
+        pattern=r"^\s*https?://[^/?#@\s]+/?\s*$",
+        description="the account address, https://<account>.omnidesk.ru (http only with OMNIDESK_ALLOW_HTTP)",
+    ),
+]
+ApiKey = Annotated[str, documented(minLength=1, pattern=r"\S")]
+Email = Annotated[str, documented(pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")]
+AgentName = Annotated[str, documented(minLength=1, pattern=r"\S")]
+Id = Annotated[int, documented(minimum=1, maximum=MAX_ID)]
+TransferStatus = Annotated[str, documented(enum=["", "open", "waiting", "closed"])]
 
 # --- answers ---------------------------------------------------------------------------------
 
@@ -161,34 +186,34 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 
 class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    title: str = "New channel"
-    domain: str  # https://<account>.omnidesk.ru
-    api_key: str
-    email: str  # the bot's staff member in Omnidesk
-    agent: str  # the default agent
-    bot_label_id: int | None = None  # the "on the bot" label, removed on transfer to an operator
+    title: Title = "New channel"
+    domain: Domain  # https://<account>.omnidesk.ru
+    api_key: ApiKey
+    email: Email  # the bot's staff member in Omnidesk
+    agent: AgentName  # the default agent
+    bot_label_id: Id | None = None  # the "on the bot" label, removed on transfer to an operator
     bot_label_title: str = ""  # or its title; both empty: the label titled "На боте", found on activation
-    transfer_status: str = ""  # "", "open", "waiting" or "closed": case status set on transfer
-    transfer_group_id: int | None = None  # group the case goes to on transfer
+    transfer_status: TransferStatus = ""  # "", "open", "waiting" or "closed": case status set on transfer
+    transfer_group_id: Id | None = None  # group the case goes to on transfer
     activate: bool = False  # CREATE & ACTIVATE
 
 
 class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields given change; null clears an optional one."""
 
-    title: str | UnsetType = UNSET
-    domain: str | UnsetType = UNSET
-    api_key: str | UnsetType = UNSET
-    email: str | UnsetType = UNSET
-    agent: str | UnsetType = UNSET
-    bot_label_id: int | UnsetType | None = UNSET
+    title: Title | UnsetType = UNSET
+    domain: Domain | UnsetType = UNSET
+    api_key: ApiKey | UnsetType = UNSET
+    email: Email | UnsetType = UNSET
+    agent: AgentName | UnsetType = UNSET
+    bot_label_id: Id | UnsetType | None = UNSET
     bot_label_title: str | UnsetType = UNSET
-    transfer_status: str | UnsetType = UNSET
-    transfer_group_id: int | UnsetType | None = UNSET
+    transfer_status: TransferStatus | UnsetType = UNSET
+    transfer_group_id: Id | UnsetType | None = UNSET
 
 
 class AgentPublish(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    version: int | None = None  # default: the latest version
+    version: Id | None = None  # default: the latest version
 
 
 class DeadLetterReplay(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

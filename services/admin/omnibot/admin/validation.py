@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_TITLE = 200
+# Ids and counts are stored as MongoDB's 64-bit integers; offsets beyond any real list are refused.
+MAX_ID = 2**63 - 1
+MAX_OFFSET = 1_000_000_000
 
 
 def normalise_domain(value: str, *, allow_http: bool) -> tuple[str | None, str | None]:
@@ -47,7 +51,7 @@ def api_key_problem(value: str) -> str | None:
 def title_problem(value: str) -> str | None:
     if not value.strip():
         return "title: must not be empty"
-    return "title: at most 200 characters" if len(value) > 200 else None
+    return f"title: at most {MAX_TITLE} characters" if len(value) > MAX_TITLE else None
 
 
 def label_title_problem(value: str) -> str | None:
@@ -55,8 +59,10 @@ def label_title_problem(value: str) -> str | None:
 
 
 def positive_problem(name: str, value: int | None) -> str | None:
-    if value is None or value > 0:
+    if value is None or 0 < value <= MAX_ID:
         return None
+    if value > MAX_ID:
+        return f"{name}: must be a positive id of at most {MAX_ID}"
     return f"{name}: must be a positive id"
 
 
@@ -72,7 +78,16 @@ def page_problems(limit: int, offset: int, *, max_limit: int) -> list[str]:
         problems.append(f"limit: must be between 1 and {max_limit}")
     if offset < 0:
         problems.append("offset: must not be negative")
+    elif offset > MAX_OFFSET:
+        problems.append(f"offset: at most {MAX_OFFSET}")
     return problems
+
+
+def version_problem(value: int | None) -> str | None:
+    """An agent version asked for: None means the latest (or, to publish, the latest too)."""
+    if value is None or 1 <= value <= MAX_ID:
+        return None
+    return "version: must be a version number (1 or more)"
 
 
 def parse_since(value: str) -> tuple[float | None, str | None]:

@@ -23,6 +23,7 @@ from aiohttp.abc import AbstractResolver
 from opentelemetry.trace import SpanKind
 from yarl import URL
 
+from omnibot.agents import engine
 from omnibot.shared import metrics, telemetry
 from omnibot.shared.net.client import (
     CHUNK_BYTES,
@@ -324,3 +325,25 @@ class ExternalFetcher:
             if len(buffer) > self._max_body_bytes:
                 raise too_large
         return FetchResult(status=resp.status, body=_decode_body(bytes(buffer), resp.charset), error=None)
+
+
+def fetch_with(
+    fetcher: ExternalFetcher,
+) -> Callable[[engine.CallExternal], Awaitable[engine.ExternalResult]]:
+    """An `external_request` slot's call, made by `fetcher`, answered as the engine expects."""
+
+    async def fetch(call: engine.CallExternal) -> engine.ExternalResult:
+        result = await fetcher.fetch(
+            method=call.method,
+            url=call.url,
+            headers=call.headers,
+            body=call.body,
+            basic_auth=call.basic_auth,
+            timeout_s=call.timeout_s,
+            delay_s=call.delay_s,
+        )
+        return engine.ExternalResult(
+            request_id=call.request_id, status=result.status, body=result.body, error=result.error
+        )
+
+    return fetch

@@ -11,13 +11,12 @@ import msgspec
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo.errors import PyMongoError
 
-from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
-from omnibot.dialog.fetch import ExternalFetcher
+from omnibot.dialog.fetch import ExternalFetcher, fetch_with
 from omnibot.dialog.inbox import OmnideskInbox
 from omnibot.dialog.llm import LLMCaller, LLMProvider
 from omnibot.dialog.timers import TimerScheduler
-from omnibot.dialog.turns import Fetch, TurnRunner
+from omnibot.dialog.turns import TurnRunner
 from omnibot.shared import amqp, telemetry
 from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.agents import MongoAgentStore
@@ -58,24 +57,6 @@ def inbound_handler(runner: TurnRunner) -> amqp.Handler:
             raise TransientError(f"database unavailable: {type(exc).__name__}") from exc
 
     return handle
-
-
-def fetch_with(fetcher: ExternalFetcher) -> Fetch:
-    async def fetch(call: engine.CallExternal) -> engine.ExternalResult:
-        result = await fetcher.fetch(
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-            body=call.body,
-            basic_auth=call.basic_auth,
-            timeout_s=call.timeout_s,
-            delay_s=call.delay_s,
-        )
-        return engine.ExternalResult(
-            request_id=call.request_id, status=result.status, body=result.body, error=result.error
-        )
-
-    return fetch
 
 
 async def serve_dialog(

@@ -311,18 +311,10 @@ class TrySession:
 
     async def _real_external(self, call: engine.CallExternal) -> engine.ExternalResult:
         await self._ensure_clients()
-        result = await self._fetcher.fetch(
-            method=call.method,
-            url=call.url,
-            headers=call.headers,
-            body=call.body,
-            basic_auth=call.basic_auth,
-            timeout_s=call.timeout_s,
-            delay_s=call.delay_s,
-        )
-        return engine.ExternalResult(
-            request_id=call.request_id, status=result.status, body=result.body, error=result.error
-        )
+        from omnibot.dialog.fetch import fetch_with
+
+        # The same translation of a slot's call into a request as the dialog service makes.
+        return await fetch_with(self._fetcher)(call)
 
     async def _real_llm(self, call: engine.CallLLM) -> engine.LLMResult:
         await self._ensure_clients()

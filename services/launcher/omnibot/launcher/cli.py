@@ -41,6 +41,15 @@ def _since(value: str) -> float:
     return parsed
 
 
+def _channel_id(value: str) -> int:
+    from omnibot.shared.ids import parse_channel_id
+
+    channel_id = parse_channel_id(value)
+    if channel_id is None:
+        raise argparse.ArgumentTypeError("a channel id: ASCII digits without leading zeros")
+    return channel_id
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -118,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--transfer-group-id", type=int)
     create.add_argument("--activate", action="store_true")
     update = leaf(channel, "update", "change a channel (an active one re-runs the checks first)")
-    update.add_argument("id", type=int)
+    update.add_argument("id", type=_channel_id)
     update.add_argument("--title")
     update.add_argument("--domain")
     update.add_argument("--api-key", help="'-' reads it from stdin")
@@ -138,18 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("rotate-secret", "new webhook URL; the old one stops working"),
         ("delete", "delete a channel (its webhook URL stops working; its chats are kept)"),
     ):
-        leaf(channel, name, text).add_argument("id", type=int)
+        leaf(channel, name, text).add_argument("id", type=_channel_id)
     pages(leaf(channel, "list", "list channels"))
 
     chat = sub.add_parser("chat", help="show, list, hand over chats").add_subparsers(
         dest="action", required=True
     )
     show = leaf(chat, "show", "owner, agent version, slot, variables, transcript, last error")
-    show.add_argument("channel", type=int)
+    show.add_argument("channel", type=_channel_id)
     show.add_argument("chat", help="the Omnidesk case id")
     show.add_argument("--transcript", type=int, default=50, help="transcript lines (the last; default 50)")
     chats = leaf(chat, "list", "a channel's chats, most recently updated first")
-    chats.add_argument("channel", type=int)
+    chats.add_argument("channel", type=_channel_id)
     chats.add_argument("--owner", choices=["bot", "operator"])
     chats.add_argument("--since", type=_since, help="updated at or after (ISO 8601 or unix seconds)")
     pages(chats)
@@ -158,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "hand the chat back to the bot, as a fresh session"),
     ):
         command = leaf(chat, name, text)
-        command.add_argument("channel", type=int)
+        command.add_argument("channel", type=_channel_id)
         command.add_argument("chat", help="the Omnidesk case id")
 
     dlq = sub.add_parser("dlq", help="dead letters: list and re-drive").add_subparsers(

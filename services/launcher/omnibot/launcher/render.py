@@ -1,23 +1,17 @@
 """What the `omnibot` command prints: tables, `name  value` lines and JSON, safe for a terminal.
 
 Text from outside (a customer's messages, variables, agent and channel names) may hold control
-characters: an ESC sequence would recolour, move the cursor or retitle the operator's terminal, a
-carriage return would overwrite what is shown. Every such character is printed as an escape
-(`\x1b`), in the tables and in `--json` alike.
+characters; every one is printed as an escape (`omnibot.shared.printable`), in the tables and in
+`--json` alike.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
-# C0 controls but the newline (callers lay out line breaks), DEL and C1 controls (0x9b is a CSI
-# on its own), and the bidirectional overrides that reorder what is shown.
-_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# What json.dumps(ensure_ascii=False) leaves raw of the above (it escapes C0 itself).
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+from omnibot.shared.printable import printable, printable_json
 
 # Columns of the readable tables, per kind of list.
 COLUMNS = {
@@ -29,21 +23,9 @@ COLUMNS = {
 }
 
 
-def printable(text: str) -> str:
-    """`text` with every control character shown as an escape; newlines are kept."""
-    return _UNSAFE.sub(_escape, text)
-
-
 def json_text(data: Any) -> str:
     """Indented JSON for scripts, with no character that a terminal would act on."""
-    return _UNSAFE_IN_JSON.sub(
-        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, indent=2)
-    )
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return printable_json(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def _cell(value: Any, width: int = 60) -> str:
@@ -105,7 +87,7 @@ def render(data: Any, kind: str | None) -> str:
     if "transcript" in data:
         lines.append("transcript:")
         for line in data["transcript"]:
-            text = printable(line["text"]).replace("\n", "\n" + " " * 14)
+            text = printable(line["text"], keep_newlines=True).replace("\n", "\n" + " " * 14)
             lines.append(f"  {_cell(line['at'])[11:19] or '-':8}  {line['role']:8}  {text}")
     if "replayed" in data:
         lines.append(f"replayed  {len(data['replayed'])}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omnibot.launcher.render import printable
+from omnibot.shared.printable import printable
 
 
 def add_commands(sub: Any) -> None:
@@ -42,7 +42,7 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append(f"  {account['account']}  {account['at'] or '-'}  {account['last_error']}")
     if data["broker"] != "ok":
         lines.append(f"rabbitmq: {data['broker']}")
-    return printable("\n".join(lines))
+    return printable("\n".join(lines), keep_newlines=True)
 
 
 def _count(value: int | None) -> str:

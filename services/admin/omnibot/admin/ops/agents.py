@@ -1,6 +1,14 @@
-"""Agents: import (a new version), validate, publish, export, list, show, delete."""
+"""Agents: import (a new version), validate, publish, export, list, show, delete.
+
+Validating and exporting an agent is CPU work in proportion to its size (an old version may be far
+larger than an import may be today): it runs in a worker thread, so the event loop, and whatever
+else runs in this process, is never held up by it.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import msgspec
 
@@ -16,7 +24,8 @@ from omnibot.admin.schemas import (
     AgentView,
     Page,
 )
-from omnibot.agents.agent import Agent, AgentInvalid, Problem, dump_agent, load_agent
+from omnibot.admin.validation import version_problem
+from omnibot.agents.agent import Agent, AgentInvalid, AgentUnreadable, Problem, dump_agent, load_agent
 
 
 class AgentOperations:
@@ -24,8 +33,8 @@ class AgentOperations:
         self._ctx = context
 
     async def import_agent(self, raw: bytes | str, *, publish: bool = False) -> AgentImported:
-        agent, warnings = _load(raw)
-        body = msgspec.json.decode(dump_agent(agent))
+        agent, warnings = await _load(raw)
+        body = msgspec.json.decode(await asyncio.to_thread(dump_agent, agent))
         await self._ctx.store.continue_numbering(agent.name)
         version = await self._ctx.agents.add_version(agent.name, body)
         if publish:
@@ -39,10 +48,11 @@ class AgentOperations:
 
     async def validate_agent(self, raw: bytes | str) -> AgentValid:
         """What import would say, without importing."""
-        agent, warnings = _load(raw)
+        agent, warnings = await _load(raw)
         return AgentValid(name=agent.name, valid=True, warnings=[problem_text(w) for w in warnings])
 
     async def publish_agent(self, name: str, version: int | None = None) -> AgentPublished:
+        _check_version(version)
         published = await self._ctx.agents.publish(name, version)
         if published is None:
             raise not_found(f"agent {name}" + (f" version {version}" if version is not None else ""))
@@ -50,14 +60,14 @@ class AgentOperations:
 
     async def export_agent(self, name: str, version: int | None = None) -> bytes:
         """The version as an importable file (the latest by default)."""
+        _check_version(version)
         summary = await self._ctx.agents.summary(name)
         if summary is None:
             raise not_found(f"agent {name}")
         stored = await self._ctx.agents.get_version(name, version or summary.latest_version)
         if stored is None:
             raise not_found(f"agent {name} version {version}")
-        agent, _ = load_agent(stored.body)
-        return dump_agent(agent)
+        return await asyncio.to_thread(_export, stored.body)
 
     async def list_agents(self, *, limit: int = DEFAULT_PAGE, offset: int = 0) -> Page[AgentView]:
         check_page(limit, offset)
@@ -114,8 +124,25 @@ class AgentOperations:
         return AgentDeleted(name=name, deleted=True, versions=versions)
 
 
-def _load(raw: bytes | str) -> tuple[Agent, list[Problem]]:
+async def _load(raw: bytes | str) -> tuple[Agent, list[Problem]]:
     try:
-        return load_agent(raw)
+        return await asyncio.to_thread(load_agent, raw)
+    except AgentUnreadable as exc:
+        raise Refused("bad_request", [problem_text(p) for p in exc.problems]) from None
     except AgentInvalid as exc:
         raise Refused("agent_invalid", [problem_text(p) for p in exc.problems]) from None
+
+
+def _check_version(version: int | None) -> None:
+    problem = version_problem(version)
+    if problem:
+        raise Refused("invalid", [problem])
+
+
+def _export(body: dict[str, Any]) -> bytes:
+    try:
+        agent, _ = load_agent(body)
+    except AgentInvalid:
+        # Valid when it was imported; the rules have grown stricter since: give it back as stored.
+        return msgspec.json.format(msgspec.json.encode(body), indent=2) + b"\n"
+    return dump_agent(agent)

@@ -19,8 +19,10 @@ from omnibot.shared.channels import Channel, MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore
 from omnibot.shared.crypto import SecretBox
 from omnibot.shared.errors import OmnibotError, TransientError
+from omnibot.shared.ids import parse_case_id
 from omnibot.shared.messages import chat_key
 from omnibot.shared.mongo import Document
+from omnibot.shared.printable import printable
 from omnibot.shared.settings import Settings
 
 
@@ -74,7 +76,17 @@ class Context:
         return channel
 
     async def require_chat(self, channel_id: int, chat_id: str) -> ChatRecord:
-        record = await self.chats.load(chat_key(channel_id, chat_id.strip()))
+        # Only the canonical spelling names a chat ("０１" or "01" is not case 1: ids.py says why).
+        canonical = parse_case_id(chat_id)
+        if canonical is None:
+            raise Refused(
+                "not_found",
+                [
+                    f"chat {printable(chat_id)!r} of channel {channel_id} does not exist: a chat id is the "
+                    "Omnidesk case id, in ASCII digits without leading zeros"
+                ],
+            )
+        record = await self.chats.load(chat_key(channel_id, canonical))
         if record is None:
             raise not_found(f"chat {chat_id} of channel {channel_id}")
         return record
