@@ -27,11 +27,11 @@ from omnibot.testkit.ports import free_port
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 # The queues each test declares on the machine's shared broker. Quorum queues are the product's
-# default, and everything specific to them runs on them (tests/integration/test_quorum_queues.py,
-# test_queue_migration.py, and the whole chaos suite on nodes of its own). The hundreds of
+# default, and everything specific to them runs on them, on RabbitMQ nodes of their own
+# (tests/integration/quorum/ and the whole chaos suite). The hundreds of
 # per-test topologies of the rest are classic: on this RabbitMQ 3.10.8 single node, the churn of
-# declaring and deleting thousands of quorum queues (each a Raft cluster) while other runs did the
-# same wedged the shared broker twice (connections accepted, never served). Set
+# declaring and deleting thousands of quorum queues (each a Raft cluster) wedged the shared broker
+# three times, once with this suite running alone (connections accepted, never served). Set
 # OMNIBOT_TEST_QUEUE_TYPE=quorum to run the whole suite on quorum queues.
 TEST_QUEUE_TYPE: Literal["quorum", "classic"] = (
     "quorum" if os.environ.get("OMNIBOT_TEST_QUEUE_TYPE") == "quorum" else "classic"

@@ -11,7 +11,7 @@ every node, so nothing else changes.
 aio-pika's `RobustConnection` knows one URL and reconnects to it. `FailoverConnection` changes only
 which URL an attempt uses: the robust connection starts each attempt by resetting its transport to
 None (`__connect_transport`), and that is where the next URL is taken. The locked aio-pika version
-is what this relies on; tests/integration/test_quorum_queues.py and the chaos suite's cluster scenarios
+is what this relies on; tests/integration/quorum/test_quorum_queues.py and the chaos suite's cluster scenarios
 check it.
 """
 

@@ -1,6 +1,6 @@
-"""The broker side of issue 14 on the machine's RabbitMQ: every queue a quorum queue, a message
-that keeps coming back dead-lettered with its reason, and a connection that fails over between
-the URLs of `AMQP_URL` when its path to one node is cut."""
+"""The broker side of issue 14, on a RabbitMQ node of its own (conftest.py says why): every queue
+a quorum queue, a message that keeps coming back dead-lettered with its reason, and a connection
+that fails over between the URLs of `AMQP_URL` when its path to one node is cut."""
 
 from __future__ import annotations
 
