@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
 from pymongo import AsyncMongoClient
 
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.shared.topology import Topology
 from omnibot.testkit.channels import management, set_up_channel  # noqa: F401 - management: for tests/chaos
 from omnibot.testkit.processes import child_env as settings_env  # noqa: F401 - for tests/chaos until it uses the kit
 from omnibot.testkit.sandbox import SandboxClient
@@ -108,3 +110,14 @@ async def edit_case_via_api(
         ) as response,
     ):
         assert response.status == 200, await response.text()
+
+
+async def queued(settings: Settings, broker: aio_pika.abc.AbstractRobustConnection) -> int:
+    """Messages waiting in the inbound partition queues of `settings`' namespace."""
+    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
+    total = 0
+    async with broker.channel() as channel:
+        for name in topology.inbound.partition_queues:
+            queue = await channel.declare_queue(name, passive=True)
+            total += queue.declaration_result.message_count or 0
+    return total

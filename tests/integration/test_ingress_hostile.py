@@ -22,9 +22,8 @@ import pytest
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from omnibot.shared.topology import Topology
 from omnibot.testkit.services import ServiceTask
-from tests.harness import setup_channel
+from tests.harness import queued, setup_channel
 
 SEED = {
     "event": "new_message",
@@ -59,16 +58,6 @@ async def ingress(
     channel = await setup_channel(hardened, *sandbox)
     yield channel
     await service.stop()
-
-
-async def queued(settings: Settings, broker: aio_pika.abc.AbstractRobustConnection) -> int:
-    topology = Topology.build(settings.amqp_namespace, settings.chat_partitions)
-    total = 0
-    async with broker.channel() as channel:
-        for name in topology.inbound.partition_queues:
-            queue = await channel.declare_queue(name, passive=True)
-            total += queue.declaration_result.message_count or 0
-    return total
 
 
 def client() -> aiohttp.ClientSession:
