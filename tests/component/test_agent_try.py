@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from omnibot.admin.operations import Management
+from omnibot.shared.crypto import SecretBox
+from omnibot.shared.settings import Settings
+from omnibot.testkit.processes import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPORT = ROOT / "examples" / "agents" / "support.json"
@@ -22,11 +28,11 @@ PROMPT = b"you> "
 class Terminal:
     """The command in a pseudo-terminal; `say` types a line and returns what it printed back."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes the command
-            os.environ["LOG_LEVEL"] = "WARNING"
-            os.execv(sys.executable, [sys.executable, "-m", "omnibot.launcher", *args])
+            environ = {**(os.environ if env is None else env), "LOG_LEVEL": "WARNING"}
+            os.execve(sys.executable, [sys.executable, "-m", "omnibot.launcher", *args], environ)
         self.first = self._until_prompt()
 
     def _until_prompt(self, timeout_s: float = 30.0) -> str:
@@ -143,6 +149,49 @@ def test_closed_hours_in_the_terminal(fixtures: Path) -> None:
     assert "scores intent → complaint" in answer
     assert "Сейчас нерабочее время" in answer
     assert term.close() == 0
+
+
+async def test_try_an_imported_agent_by_its_name(
+    settings: Settings, db: AsyncDatabase[dict[str, object]], fixtures: Path
+) -> None:
+    """NAME reads the published version from MongoDB: the one new chats get, not a newer draft."""
+    ops = Management(db, SecretBox(settings.secret_key), settings)
+    published = SUPPORT.read_bytes()
+    await ops.agents.import_agent(published, publish=True)
+    draft = published.replace("Я бот магазина".encode(), "Я черновик бота магазина".encode())
+    assert (await ops.agents.import_agent(draft)).version == 2
+    term = Terminal(
+        "agent",
+        "try",
+        "support",
+        "--fixtures",
+        str(fixtures),
+        "--at",
+        "2026-12-01T10:00:00+03:00",
+        env=child_env(settings),
+    )
+    assert "support (start: init)" in term.first
+    assert "version 1 (published)" in term.first
+    opened = term.say("Привет")
+    assert "bot Здравствуйте, Гость! Я бот магазина «Ромашка»." in opened
+    assert "черновик" not in opened
+    chosen = term.say("хочу узнать, когда привезут заказ")
+    assert "scores menu → Где мой заказ" in chosen
+    assert term.close() == 0
+
+
+def test_try_an_unknown_name(settings: Settings) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "omnibot.launcher", "agent", "try", "no-such-agent"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=child_env(settings),
+    )
+    assert done.returncode == 2
+    assert "no agent file or agent named 'no-such-agent'" in done.stderr
 
 
 @pytest.mark.parametrize(("fmt", "start"), [("dot", "digraph"), ("mermaid", "flowchart TD"), ("svg", "<svg")])

@@ -1,7 +1,8 @@
 """`omnibot agent try` and `omnibot agent graph`: an agent in the terminal, and drawn.
 
 `try FILE|NAME` chats with an agent with the engine in this process: no broker, no database (a
-NAME is read once from MongoDB: its latest version). External requests and the language model are
+NAME is read once from MongoDB: its published version, the one new chats get; the latest while
+none is published). External requests and the language model are
 really called (the same network policy and `LLM_*` settings as the dialog service), or answered
 from `--fixtures FILE`: `{"external": [{"method", "path", "status", "body", "delay_s"}, ...],
 "llm": ["an answer", {"status": 500}, ...]}` (external entries as in a transcript header; llm
@@ -50,7 +51,7 @@ def add_commands(agent: Any, leaf: Any) -> None:
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        doc = _document(args.agent, settings)
+        doc, source = _document(args.agent, settings)
     except (OSError, ValueError) as exc:
         print(f"omnibot: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -72,33 +73,51 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    session = TrySession(agent, settings, fixtures, args.name, start, sys.stdout)
+    session = TrySession(agent, settings, fixtures, args.name, start, sys.stdout, source=source)
     asyncio.run(session.loop(sys.stdin))
     return EXIT_OK
 
 
-def _document(source: str, settings: Settings) -> dict[str, Any]:
+def _document(source: str, settings: Settings) -> tuple[dict[str, Any], str]:
+    """The agent document, and where it came from (the file, or the stored version)."""
     path = Path(source)
     if path.is_file():
         raw: Any = msgspec.json.decode(path.read_bytes())
+        origin = str(path)
     else:
-        raw = msgspec.json.decode(asyncio.run(_stored(source, settings)))
+        body, origin = asyncio.run(_stored(source, settings))
+        raw = msgspec.json.decode(body)
     if not isinstance(raw, dict):
         raise ValueError(f"{source}: an agent file must be a JSON object")
-    return raw
+    return raw, origin
 
 
-async def _stored(name: str, settings: Settings) -> bytes:
-    from omnibot.admin.operations import Refused
+async def _stored(name: str, settings: Settings) -> tuple[bytes, str]:
+    """The agent's published version, the one new chats get (the latest while none is published)."""
+    from omnibot.admin.operations import Management, Refused
     from omnibot.launcher.manage import with_management
 
+    chosen = ""
+
+    async def export(m: Management) -> bytes:
+        nonlocal chosen
+        summary = await m.agents.show_agent(name)
+        if summary.published_version is not None:
+            version, chosen = summary.published_version, f"version {summary.published_version} (published)"
+        else:
+            version, chosen = (
+                summary.latest_version,
+                f"version {summary.latest_version} (latest; none published)",
+            )
+        return await m.agents.export_agent(name, version)
+
     try:
-        answer = await with_management(settings, lambda m: m.agents.export_agent(name, None))
+        answer = await with_management(settings, export)
     except Refused as exc:
         raise ValueError(f"no agent file or agent named {name!r} ({exc.code})") from None
     if not isinstance(answer, bytes):
         raise ValueError(f"agent {name!r} could not be exported")
-    return answer
+    return answer, f"{name} {chosen}, from MongoDB"
 
 
 class Fixtures(msgspec.Struct, forbid_unknown_fields=True):
@@ -124,11 +143,14 @@ class TrySession:
         name: str,
         start: datetime,
         out: TextIO,
+        *,
+        source: str = "",
     ) -> None:
         from omnibot.replay.external import ExternalScript
         from omnibot.replay.transcript import FakeResponse
 
         self.agent, self.settings, self.fixtures, self.out = agent, settings, fixtures, out
+        self.source = source
         self.now = start
         self.state: engine.ChatState | None = None
         self.with_operator = False
@@ -165,6 +187,8 @@ class TrySession:
         self.show(
             "agent", f"{self.agent.name} (start: {self.agent.start}); /wait SECONDS, /vars, /restart, /quit"
         )
+        if self.source:
+            self.show("from", self.source)
         try:
             while True:
                 self.out.write("you> ")
