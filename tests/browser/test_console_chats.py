@@ -8,7 +8,7 @@ import re
 
 from playwright.async_api import Dialog, Page, expect
 
-from omnibot.sandbox.state import FaultResponse
+from omnibot.sandbox.faults import FaultResponse
 from tests.browser.console_kit import Console, sign_in, stack, webhook_secret
 from tests.harness import add_rules, chat_record, customer_says, eventually, setup_channel, wait_bot_messages
 

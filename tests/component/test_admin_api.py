@@ -20,7 +20,8 @@ from omnibot.admin.broker import BrokerLink
 from omnibot.admin.operations import Management
 from omnibot.admin.schemas import AgentVersionView, ChannelView, ChatSummary, ChatView, Page
 from omnibot.agents.agent import load_agent
-from omnibot.sandbox.state import FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.crypto import SecretBox, same_secret

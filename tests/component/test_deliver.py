@@ -9,7 +9,8 @@ import pytest
 
 from omnibot.egress.deliver import Deliverer
 from omnibot.egress.download import FileDownloader
-from omnibot.sandbox.state import FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox, generate_key

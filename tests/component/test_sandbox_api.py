@@ -18,7 +18,9 @@ from yarl import URL
 
 from omnibot.sandbox.app import SANDBOX_STATE, build_app
 from omnibot.sandbox.control import demo_file_bytes
-from omnibot.sandbox.state import MAX_FILE_BYTES, FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.records import MAX_FILE_BYTES
+from omnibot.sandbox.state import SandboxState
 
 Client = TestClient[Any, Any]
 

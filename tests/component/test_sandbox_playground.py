@@ -20,7 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from omnibot.sandbox.app import build_app
 from omnibot.sandbox.playground.render import REGIONS
-from omnibot.sandbox.state import MAX_FILE_BYTES, SandboxState
+from omnibot.sandbox.records import MAX_FILE_BYTES
+from omnibot.sandbox.state import SandboxState
 
 Client = TestClient[Any, Any]
 pytestmark = pytest.mark.timeout(30)

@@ -21,7 +21,8 @@ from yarl import URL
 
 from omnibot.admin.service import serve_admin
 from omnibot.agents.agent import MAX_SLOTS
-from omnibot.sandbox.state import FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.settings import Settings

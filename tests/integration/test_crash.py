@@ -18,7 +18,8 @@ from aiohttp import web
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
-from omnibot.sandbox.state import FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.testkit.channels import management
 from omnibot.testkit.ports import free_port

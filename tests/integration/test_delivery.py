@@ -14,7 +14,8 @@ import pytest
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
-from omnibot.sandbox.state import FaultResponse, SandboxState
+from omnibot.sandbox.faults import FaultResponse
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.deadletters import list_dead, replay_dead
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology

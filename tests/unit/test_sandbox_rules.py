@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from typing import Any
 
+from omnibot.sandbox.records import Case, NewFile
 from omnibot.sandbox.rules import (
     DEFAULT_WEBHOOK_BODY,
     RuleRunner,
@@ -15,7 +16,7 @@ from omnibot.sandbox.rules import (
     placeholder_values,
     render_body,
 )
-from omnibot.sandbox.state import Case, NewFile, SandboxState
+from omnibot.sandbox.state import SandboxState
 
 BASE = "http://sandbox.test"
 

@@ -9,18 +9,9 @@ import uuid
 
 import pytest
 
-from omnibot.sandbox.state import (
-    MAX_FILE_BYTES,
-    ApiError,
-    Case,
-    FaultQueue,
-    FaultResponse,
-    NewFile,
-    RateLimiter,
-    SandboxState,
-    check_file_sizes,
-    page_slice,
-)
+from omnibot.sandbox.faults import FaultQueue, FaultResponse, RateLimiter
+from omnibot.sandbox.records import MAX_FILE_BYTES, ApiError, Case, NewFile, check_file_sizes, page_slice
+from omnibot.sandbox.state import SandboxState
 from omnibot.sandbox.wire import parse_paging, render_case, render_page, rfc2822
 
 BASE = "http://sandbox.test"
@@ -178,13 +169,14 @@ def test_replies_notes_and_statuses() -> None:
     )
     assert case.status == "waiting"
     assert case.last_response_at == reply.created_at
-    note = state.add_note(
+    note = state.add_staff_message(
         case.case_id,
         staff_id=state.bot_staff_id,
         content="for the operator",
         content_html="",
         files=[],
         base_url=BASE,
+        note=True,
     )
     assert case.status == "waiting"
     assert state.staff_messages(case.case_id) == [reply]
@@ -313,8 +305,14 @@ async def test_wait_for_is_woken_by_a_change() -> None:
     for _ in range(3):  # let the waiter run up to its wait (scheduling, not timing)
         await asyncio.sleep(0)
     assert not waiter.done()
-    state.add_note(
-        case.case_id, staff_id=state.bot_staff_id, content="n", content_html="", files=[], base_url=BASE
+    state.add_staff_message(
+        case.case_id,
+        staff_id=state.bot_staff_id,
+        content="n",
+        content_html="",
+        files=[],
+        base_url=BASE,
+        note=True,
     )
     await asyncio.wait_for(waiter, timeout=5)
 

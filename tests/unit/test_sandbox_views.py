@@ -3,8 +3,10 @@ secrets, the API calls of one case, and the faults in force."""
 
 from __future__ import annotations
 
+from omnibot.sandbox.faults import FaultResponse
 from omnibot.sandbox.playground.views import Clocks, case_view, faults_view, file_size, mask_url
-from omnibot.sandbox.state import FaultResponse, NewFile, RecordedRequest, SandboxState
+from omnibot.sandbox.records import NewFile, RecordedRequest
+from omnibot.sandbox.state import SandboxState
 
 BASE = "http://sandbox.test"
 
@@ -35,13 +37,14 @@ def test_case_view_names_authors_marks_notes_and_hides_them_from_the_customer() 
     state.add_staff_message(
         case.case_id, staff_id=state.bot_staff_id, content="ok", content_html="", files=[], base_url=BASE
     )
-    state.add_note(
+    state.add_staff_message(
         case.case_id,
         staff_id=state.bot_staff_id,
         content="for staff",
         content_html="",
         files=[],
         base_url=BASE,
+        note=True,
     )
     operator = state.operator_for(case.case_id)
     state.add_staff_message(

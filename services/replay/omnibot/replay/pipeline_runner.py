@@ -46,7 +46,8 @@ from omnibot.replay.transcript import (
     Visitor,
     exchanges,
 )
-from omnibot.sandbox.state import Message, SandboxState
+from omnibot.sandbox.records import Message
+from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.testkit.channels import set_up_channel
 from omnibot.testkit.sandbox import SandboxClient

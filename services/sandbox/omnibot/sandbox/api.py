@@ -23,17 +23,17 @@ from omnibot.sandbox.http import (
     decode_json,
     json_response,
 )
-from omnibot.sandbox.rules import RuleRunner
-from omnibot.sandbox.state import (
+from omnibot.sandbox.records import (
     ApiError,
     Case,
     CaseStatus,
     NewFile,
     RecordedFile,
-    SandboxState,
     check_file_sizes,
     page_slice,
 )
+from omnibot.sandbox.rules import RuleRunner
+from omnibot.sandbox.state import SandboxState
 from omnibot.sandbox.uploads import fetch_files, read_form
 from omnibot.sandbox.wire import (
     DEFAULT_LIMIT,
@@ -245,8 +245,15 @@ class OmnideskApi:
 
     async def post_message(self, request: web.Request) -> web.Response:
         """A staff reply: JSON or multipart with files; 201."""
+        return await self._post_by_staff(request, "message")
+
+    async def post_note(self, request: web.Request) -> web.Response:
+        """An internal note; answered as a message with `note: true`; 201."""
+        return await self._post_by_staff(request, "note")
+
+    async def _post_by_staff(self, request: web.Request, root: str) -> web.Response:
         case = self._case(request)
-        staff_id, draft, files = await self._read_staff_post(request, "message")
+        staff_id, draft, files = await self._read_staff_post(request, root)
         message = self._state.add_staff_message(
             case.case_id,
             staff_id=staff_id,
@@ -254,22 +261,9 @@ class OmnideskApi:
             content_html=draft.content_html,
             files=files,
             base_url=base_url(request, self._state),
+            note=root == "note",
         )
         return json_response({"message": render_message(message)}, status=201)
-
-    async def post_note(self, request: web.Request) -> web.Response:
-        """An internal note; answered as a message with `note: true`; 201."""
-        case = self._case(request)
-        staff_id, draft, files = await self._read_staff_post(request, "note")
-        note = self._state.add_note(
-            case.case_id,
-            staff_id=staff_id,
-            content=draft.content,
-            content_html=draft.content_html,
-            files=files,
-            base_url=base_url(request, self._state),
-        )
-        return json_response({"message": render_message(note)}, status=201)
 
     async def _read_staff_post(self, request: web.Request, root: str) -> tuple[int, _Draft, list[NewFile]]:
         """Body of a reply or note: the author, the draft, and its files (uploaded or fetched)."""

@@ -18,8 +18,9 @@ from omnibot.sandbox.api import OmnideskApi
 from omnibot.sandbox.control import SandboxControl
 from omnibot.sandbox.gate import OmnideskGate
 from omnibot.sandbox.playground.routes import Playground
+from omnibot.sandbox.records import MAX_MESSAGE_FILES_BYTES
 from omnibot.sandbox.rules import RuleRunner
-from omnibot.sandbox.state import MAX_MESSAGE_FILES_BYTES, SandboxState
+from omnibot.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from omnibot.sandbox.faults import FaultResponse, Outage
 from omnibot.sandbox.http import (
     answer_errors,
     base_url,
@@ -28,18 +29,9 @@ from omnibot.sandbox.http import (
     is_control_path,
     json_response,
 )
+from omnibot.sandbox.records import MAX_MESSAGE_FILES_BYTES, ApiError, Case, NewFile, Rule, check_file_sizes
 from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner, is_webhook_url
-from omnibot.sandbox.state import (
-    MAX_MESSAGE_FILES_BYTES,
-    ApiError,
-    Case,
-    FaultResponse,
-    NewFile,
-    Outage,
-    Rule,
-    SandboxState,
-    check_file_sizes,
-)
+from omnibot.sandbox.state import SandboxState
 from omnibot.sandbox.uploads import read_form
 from omnibot.sandbox.wire import guess_mime, render_case, render_label, render_message, render_staff
 

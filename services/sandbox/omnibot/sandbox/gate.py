@@ -20,8 +20,10 @@ import msgspec
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
+from omnibot.sandbox.faults import FaultResponse, RateDecision
 from omnibot.sandbox.http import answer_errors, error_response, is_control_path, json_response
-from omnibot.sandbox.state import ApiError, FaultResponse, RateDecision, RecordedRequest, SandboxState, Staff
+from omnibot.sandbox.records import ApiError, RecordedRequest, Staff
+from omnibot.sandbox.state import SandboxState
 from omnibot.sandbox.wire import parse_basic_auth
 
 API_PREFIX = "/api/"

@@ -16,7 +16,8 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from omnibot.sandbox.state import ApiError, SandboxState
+from omnibot.sandbox.records import ApiError
+from omnibot.sandbox.state import SandboxState
 
 S = TypeVar("S")
 

@@ -30,7 +30,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from omnibot.sandbox.state import Case, Message, Rule, SandboxState, WebhookDelivery
+from omnibot.sandbox.records import Case, Message, Rule, WebhookDelivery
+from omnibot.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The in-memory state of one sandbox Omnidesk account, and waking whoever waits for it to change.
 
 Owns: staff, users, cases with their messages and notes, labels, rules, the request log, webhook
-deliveries, queued faults, a timed outage of the whole API and the per-minute rate limiter.
+deliveries, queued faults, a timed outage of the whole API and the per-minute rate limiter (the
+records are in records.py, the rate limiter, faults and outage in faults.py).
 Pure-ish: every mutation is synchronous and does no I/O; time comes from injected clocks. Business
 errors are raised as `ApiError` carrying the Omnidesk status and error code, so the HTTP layer only
 has to render them.
@@ -14,29 +15,34 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import html
 import itertools
-import math
-import re
 import secrets
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-
-# Omnidesk's official attachment limits (create-case section; assumed the same for replies).
-MAX_FILE_BYTES = 25 * 1024 * 1024
-MAX_MESSAGE_FILES_BYTES = 50 * 1024 * 1024
+from omnibot.sandbox.faults import FaultQueue, Outage, RateLimiter
+from omnibot.sandbox.records import (
+    BOT_LABEL_TITLE,
+    ApiError,
+    Attachment,
+    Case,
+    CaseStatus,
+    Label,
+    Message,
+    NewFile,
+    RecordedRequest,
+    Rule,
+    RuleEvent,
+    Staff,
+    User,
+    WebhookDelivery,
+    check_file_sizes,
+    text_to_html,
+)
 
 MAX_LOGGED = 10_000  # requests and webhook deliveries kept
-
-BOT_LABEL_TITLE = "На боте"
-CaseStatus = Literal["open", "waiting", "closed"]
-RuleEvent = Literal["incoming", "changed"]
 
 # Id ranges differ per entity so that a client passing a case id where a staff id belongs (or the
 # reverse) gets an error instead of a lucky match.
@@ -50,286 +56,6 @@ _ID_EPOCH = 1_795_000_000  # late 2026: keeps restart-shifted ids short
 _IDS_PER_SECOND = (
     100  # users, cases, messages and files a second a sandbox may create without a restart reusing ids
 )
-
-
-class ApiError(Exception):
-    """A refusal the way Omnidesk says it: an HTTP status and `{"error": code}`."""
-
-    def __init__(self, status: int, code: str, *, detail: str = "") -> None:
-        super().__init__(f"{status} {code}")
-        self.status = status
-        self.code = code
-        self.detail = detail  # for people reading the sandbox's answers; Omnidesk has no such field
-
-
-# --- entities -------------------------------------------------------------------------------
-
-
-@dataclass(kw_only=True, slots=True)
-class Staff:
-    staff_id: int
-    email: str
-    full_name: str
-    active: bool
-    status_id: int = 1
-    created_at: float
-    updated_at: float
-
-
-@dataclass(kw_only=True, slots=True)
-class User:
-    user_id: int
-    email: str = ""
-    full_name: str = ""
-    phone: str = ""
-    created_at: float
-
-
-@dataclass(kw_only=True, slots=True)
-class Label:
-    label_id: int
-    title: str
-
-
-@dataclass(kw_only=True, slots=True)
-class NewFile:
-    """A file as received, before the account stores it."""
-
-    name: str
-    content: bytes
-    mime_type: str
-
-
-@dataclass(kw_only=True, slots=True)
-class Attachment:
-    file_id: int
-    file_name: str
-    file_size: int
-    mime_type: str
-    sha256: str
-    url: str
-    url_hash: str  # the unguessable directory of the public download url
-    stored_name: str  # `<message_id>_file_<n><ext>`, the last segment of the url
-    content: bytes = field(repr=False)
-
-
-@dataclass(kw_only=True, slots=True)
-class Message:
-    message_id: int
-    case_id: int
-    user_id: int  # != 0: the customer wrote it
-    staff_id: int  # != 0: a staff member wrote it
-    content: str
-    content_html: str
-    attachments: list[Attachment]
-    note: bool = False
-    sent_via_rule: bool = False
-    created_at: float
-
-
-@dataclass(kw_only=True, slots=True)
-class Case:
-    case_id: int
-    case_number: str
-    subject: str
-    user_id: int
-    staff_id: int = 0
-    group_id: int = 0
-    status: CaseStatus = "open"
-    priority: str = "normal"
-    channel: str = "chat"
-    labels: list[int] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)  # replies and notes, in order
-    created_at: float
-    updated_at: float
-    closed_at: float | None = None
-    last_response_at: float | None = None
-
-
-@dataclass(kw_only=True, slots=True)
-class Rule:
-    """An Omnidesk rule whose action is «Выполнить вебхук» (POST, custom JSON body)."""
-
-    rule_id: int
-    webhook_url: str
-    on: RuleEvent
-    require_label: bool
-    body: Any  # JSON template; `[placeholder]`s inside strings are replaced when firing
-
-
-@dataclass(kw_only=True, slots=True)
-class WebhookDelivery:
-    rule_id: int
-    case_id: int
-    url: str
-    body: Any
-    status: int | None  # None: no HTTP answer (see `error`)
-    error: str | None
-    time: float
-
-
-@dataclass(kw_only=True, slots=True)
-class RecordedFile:
-    field: str
-    name: str
-    size: int
-    mime_type: str
-
-
-@dataclass(kw_only=True, slots=True)
-class RecordedRequest:
-    """One request received on the Omnidesk side (everything except `/sandbox`)."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # Authorization redacted
-    time: float  # the state's clock at receipt
-    staff_email: str | None = None  # who authenticated, if anyone
-    json: Any = None  # the decoded JSON body, if there was one
-    form: dict[str, str] = field(default_factory=dict)  # multipart text fields
-    files: list[RecordedFile] = field(default_factory=list)  # multipart files
-    status: int | None = None  # None while the answer is still being prepared
-
-
-# --- rate limiting ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RateDecision:
-    allowed: bool
-    limit: int
-    left: int
-    retry_after_s: int  # meaningful when not allowed
-
-
-class RateLimiter:
-    """Per-minute request budget of the account, as a sliding 60 s window over the injected clock.
-
-    A refused request does not consume budget (the caller is told to come back later).
-    """
-
-    WINDOW_S = 60.0
-
-    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self.per_minute = per_minute
-        self._taken: deque[float] = deque()
-
-    def reset(self, per_minute: int) -> None:
-        """A fresh budget of `per_minute` (what tests expect after changing the limit)."""
-        self.per_minute = per_minute
-        self._taken.clear()
-
-    def take(self) -> RateDecision:
-        now = self._clock()
-        while self._taken and self._taken[0] <= now - self.WINDOW_S:
-            self._taken.popleft()
-        if len(self._taken) >= self.per_minute:
-            retry_after = math.ceil(self._taken[0] + self.WINDOW_S - now)
-            return RateDecision(
-                allowed=False, limit=self.per_minute, left=0, retry_after_s=max(1, retry_after)
-            )
-        self._taken.append(now)
-        left = self.per_minute - len(self._taken)
-        return RateDecision(allowed=True, limit=self.per_minute, left=left, retry_after_s=0)
-
-
-# --- faults -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FaultResponse:
-    """One scripted answer. `status=None` answers normally (used with `delay_s` to answer late)."""
-
-    status: int | None = None
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    after_accept: bool = False
-
-    @property
-    def performs_operation(self) -> bool:
-        """Whether the real operation runs before this answer (accepted-but-lost, or just late)."""
-        return self.after_accept or self.status is None
-
-
-@dataclass(kw_only=True, slots=True)
-class Fault:
-    method: str | None  # None: any method
-    path: re.Pattern[str]  # searched in the request path
-    responses: deque[FaultResponse]
-
-
-class FaultQueue:
-    """Scripted answers for matching requests, consumed one per request in registration order."""
-
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
-        self._faults: list[Fault] = []
-        self._on_change = on_change or (lambda: None)  # the account's change counter
-
-    def add(
-        self, *, method: str | None, path: str, responses: Sequence[FaultResponse], times: int = 1
-    ) -> None:
-        """Queue `responses` (repeated `times` times); raises `re.error` for a bad pattern."""
-        self._faults.append(
-            Fault(
-                method=method.upper() if method else None,
-                path=re.compile(path),
-                responses=deque(list(responses) * times),
-            )
-        )
-        self._on_change()
-
-    def take(self, method: str, path: str) -> FaultResponse | None:
-        for fault in self._faults:
-            if fault.method not in (None, method.upper()) or not fault.path.search(path):
-                continue
-            response = fault.responses.popleft()
-            if not fault.responses:
-                self._faults.remove(fault)
-            self._on_change()
-            return response
-        return None
-
-    def pending(self) -> list[Fault]:
-        return list(self._faults)
-
-    def clear(self) -> None:
-        self._faults.clear()
-        self._on_change()
-
-
-@dataclass(frozen=True, slots=True)
-class Outage:
-    """The whole Omnidesk API down: every `/api` request answers `status` until `until` (the
-    state's clock). Unlike a queued fault it does not run out after N requests, so a client that
-    retries faster or slower meets the same outage for the same time."""
-
-    until: float
-    status: int
-
-
-# --- pure helpers -----------------------------------------------------------------------------
-
-
-def page_slice(items: Sequence[T], page: int, limit: int) -> list[T]:
-    """Items of 1-based `page` with `limit` items a page."""
-    start = (page - 1) * limit
-    return list(items[start : start + limit])
-
-
-def check_file_sizes(sizes: Iterable[int]) -> None:
-    """Enforce Omnidesk's attachment limits: 25 MB a file, 50 MB a message."""
-    total = 0
-    for size in sizes:
-        total += size
-        if size > MAX_FILE_BYTES or total > MAX_MESSAGE_FILES_BYTES:
-            raise ApiError(400, "file_too_large")
-
-
-def text_to_html(text: str) -> str:
-    return html.escape(text).replace("\n", "<br>")
 
 
 def _trim(log: list[Any]) -> None:
@@ -681,8 +407,10 @@ class SandboxState:
         content_html: str,
         files: Sequence[NewFile],
         base_url: str,
+        note: bool = False,
     ) -> Message:
-        """A staff reply: it goes to the customer and the case waits for them."""
+        """A staff reply: it goes to the customer and the case waits for them. With `note`, an
+        internal note: staff only, the status does not change."""
         case = self.find_case(case_id)
         message = self._append(
             case,
@@ -692,34 +420,12 @@ class SandboxState:
             content_html=content_html,
             files=files,
             base_url=base_url,
-            note=False,
+            note=note,
         )
-        self._set_status(case, "waiting")
-        case.last_response_at = message.created_at
+        if not note:
+            self._set_status(case, "waiting")
+            case.last_response_at = message.created_at
         return message
-
-    def add_note(
-        self,
-        case_id: int,
-        *,
-        staff_id: int,
-        content: str,
-        content_html: str,
-        files: Sequence[NewFile],
-        base_url: str,
-    ) -> Message:
-        """An internal note: staff only, the status does not change."""
-        case = self.find_case(case_id)
-        return self._append(
-            case,
-            user_id=0,
-            staff_id=staff_id,
-            content=content,
-            content_html=content_html,
-            files=files,
-            base_url=base_url,
-            note=True,
-        )
 
     def _append(
         self,

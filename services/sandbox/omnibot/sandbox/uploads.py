@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from aiohttp.multipart import BodyPartReader
 from yarl import URL
 
-from omnibot.sandbox.state import MAX_FILE_BYTES, MAX_MESSAGE_FILES_BYTES, ApiError, NewFile
+from omnibot.sandbox.records import MAX_FILE_BYTES, MAX_MESSAGE_FILES_BYTES, ApiError, NewFile
 from omnibot.sandbox.wire import guess_mime
 
 MAX_FIELD_BYTES = 1024 * 1024

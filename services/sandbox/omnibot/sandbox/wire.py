@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
 
-from omnibot.sandbox.state import ApiError, Attachment, Case, Label, Message, Staff
+from omnibot.sandbox.records import ApiError, Attachment, Case, Label, Message, Staff
 
 DEFAULT_LIMIT = 100
 MAX_PAGE = 500

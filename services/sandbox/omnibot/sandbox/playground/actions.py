@@ -16,8 +16,9 @@ from aiohttp import hdrs, web
 
 from omnibot.sandbox.http import base_url, decode_json, json_response
 from omnibot.sandbox.playground.views import PREVIEW_TYPES
+from omnibot.sandbox.records import ApiError, Case, NewFile, check_file_sizes, text_to_html
 from omnibot.sandbox.rules import DEFAULT_WEBHOOK_BODY, RuleRunner, is_webhook_url
-from omnibot.sandbox.state import ApiError, Case, NewFile, SandboxState, check_file_sizes, text_to_html
+from omnibot.sandbox.state import SandboxState
 from omnibot.sandbox.uploads import read_form
 from omnibot.sandbox.wire import render_label, render_message, render_staff
 

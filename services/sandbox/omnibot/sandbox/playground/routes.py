@@ -16,8 +16,9 @@ from omnibot.sandbox.http import base_url
 from omnibot.sandbox.playground.actions import PlaygroundActions
 from omnibot.sandbox.playground.events import EventStream
 from omnibot.sandbox.playground.render import Account, PageRenderer
+from omnibot.sandbox.records import ApiError
 from omnibot.sandbox.rules import RuleRunner
-from omnibot.sandbox.state import ApiError, SandboxState
+from omnibot.sandbox.state import SandboxState
 
 STATIC = Path(__file__).parent / "static"
 _STATIC_TYPES = {

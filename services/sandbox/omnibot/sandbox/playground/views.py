@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from omnibot.sandbox.state import Attachment, Case, Message, SandboxState
+from omnibot.sandbox.records import Attachment, Case, Message
+from omnibot.sandbox.state import SandboxState
 
 Author = Literal["customer", "bot", "operator"]
 # Shown inline; anything else (SVG, HTML, ...) is only offered as a download, never rendered.
