@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnibot.admin.api import ENDPOINTS
-from omnibot.admin.openapi import build_openapi
+from omnibot.admin.api.openapi import build_openapi
 from omnibot.admin.validation import (
     api_key_problem,
     email_problem,
