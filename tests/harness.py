@@ -56,6 +56,11 @@ async def customer_says(
         return await SandboxClient(session, sandbox_url).customer_message(text, user=user, case_id=case_id)
 
 
+async def operator_says(sandbox_url: str, case_id: int, text: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        return await SandboxClient(session, sandbox_url).operator_reply(case_id, text)
+
+
 def bot_texts(sandbox: SandboxState, case_id: int) -> list[str]:
     return [m.content for m in sandbox.staff_messages(case_id)]
 

@@ -10,7 +10,15 @@ from playwright.async_api import Dialog, Page, expect
 
 from omnibot.sandbox.faults import FaultResponse
 from tests.browser.console_kit import Console, sign_in, stack, webhook_secret
-from tests.harness import add_rules, chat_record, customer_says, eventually, setup_channel, wait_bot_messages
+from tests.harness import (
+    add_rules,
+    chat_record,
+    customer_says,
+    eventually,
+    operator_says,
+    setup_channel,
+    wait_bot_messages,
+)
 
 __all__ = ["stack"]
 
@@ -84,6 +92,37 @@ async def test_transcript_transfer_and_return(page: Page, stack: Console) -> Non
     await page.goto(stack.at("/audit"))
     await expect(page.locator("table.audit")).to_contain_text("chat.transfer")
     await expect(page.locator("table.audit")).to_contain_text("chat.return")
+
+
+async def test_an_operators_reply_is_a_line_of_the_conversation(page: Page, stack: Console) -> None:
+    assert stack.sandbox is not None
+    channel = await setup_channel(stack.settings, stack.sandbox, stack.sandbox_url)
+    # The seed's rules (status only): the customer's words reach omnibot while the operator has the chat.
+    await add_rules(stack.sandbox_url, channel["webhook_url"], require_label=False)
+    case = (await customer_says(stack.sandbox_url, "Здравствуйте"))["case_id"]
+    await wait_bot_messages(stack.sandbox, case, 2, timeout=20)
+
+    await sign_in(page, stack)
+    await page.goto(stack.at(f"/channels/{channel['id']}/chats/{case}"))
+    await page.get_by_role("button", name="Transfer to operator").click()
+    await expect(page.locator("#owner")).to_contain_text("operator")
+    sandbox = stack.sandbox
+
+    async def label_removed() -> bool:
+        return sandbox.bot_label_id not in sandbox.cases[case].labels
+
+    await eventually(label_removed, timeout=15, what="the bot label removed from the case")
+
+    await operator_says(stack.sandbox_url, case, "Здравствуйте, это Ольга. Чем помочь?")
+    await customer_says(stack.sandbox_url, "Где мой заказ?", case_id=case)
+    conversation = page.locator("ol.conversation")
+    operator = conversation.locator("li.msg.operator")
+    await expect(operator).to_have_count(1, timeout=15_000)  # appears while the page is open
+    await expect(operator).to_contain_text("Здравствуйте, это Ольга. Чем помочь?")
+    await expect(operator.locator(".who")).to_have_text("operator")
+    await expect(operator.locator("time")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$"))
+    await expect(conversation.locator("li.msg").last).to_contain_text("Где мой заказ?")
+    await expect(page.locator("#owner")).to_contain_text("operator")
 
 
 async def test_dead_letter_replay(page: Page, stack: Console) -> None:

@@ -81,3 +81,40 @@ def test_transcript_lines_are_numbered_by_the_version_that_wrote_them() -> None:
         (5001, "bot", "hi"),
     ]
     assert chat_record.note_line(record(), "handed back", 2.0).seq == 4000
+
+
+def said(mid: int, text: str, at: float = 100.0) -> chat_record.OperatorMessage:
+    return chat_record.OperatorMessage(message_id=mid, text=text, at=at)
+
+
+def test_operator_messages_are_taken_once_and_only_since_the_chat_began() -> None:
+    chat = record(created_at=100.0, owner="operator")
+    before = said(3, "an older conversation of the case", at=50.0)
+
+    taken = chat_record.take_operator_messages(chat, [said(9, "second"), before, said(5, "first")])
+
+    assert [m.text for m in taken] == ["first", "second"]
+    assert (chat.last_operator_message_id, chat.operator_unread) == (9, True)
+    # Read back again (a repeated webhook, the next one): nothing twice, only what is new.
+    assert chat_record.take_operator_messages(chat, [said(5, "first"), said(9, "second")]) == []
+    assert [m.text for m in chat_record.take_operator_messages(chat, [said(9, "x"), said(12, "third")])] == [
+        "third"
+    ]
+    # Back with the bot: the read caught up, nothing more to look for until the next hand-over.
+    chat_record.hand_back(chat, restart=False)
+    assert chat_record.take_operator_messages(chat, []) == [] and chat.operator_unread is False
+    chat_record.hand_to_operator(chat, transfer_seq=0, bot_label_id=None)
+    assert chat.operator_unread is True
+
+
+def test_operator_lines_come_first_at_their_own_time_then_the_customer_then_the_bot() -> None:
+    lines = chat_record.transcript_lines(
+        "1:7", 5, ["hello"], [text(3)], 1.0, operator=[said(9, "Иду", at=0.5)]
+    )
+
+    assert [(line.seq, line.role, line.text, line.at) for line in lines] == [
+        (5000, "operator", "Иду", 0.5),
+        (5001, "customer", "hello", 1.0),
+        (5002, "bot", "hi", 1.0),
+    ]
+    assert chat_record.transcript_lines("1:7", 6, [], [], 2.0, operator=[said(10, "?", at=0.0)])[0].at == 2.0

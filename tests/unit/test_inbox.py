@@ -1,7 +1,7 @@
 """Which customer messages are new, and how their text is rebuilt (confirm mode)."""
 
 from omnibot.agents.chat_text import message_text
-from omnibot.dialog.inbox import case_labels, new_customer_messages
+from omnibot.dialog.inbox import case_labels, new_customer_messages, operator_messages
 
 
 def msg(
@@ -46,3 +46,19 @@ def test_text_is_rebuilt_as_the_chat_shows_it() -> None:
 
 def test_labels_tolerate_strings() -> None:
     assert case_labels({"labels": [1, "2", "x", None]}) == {1, 2}
+
+
+def test_operator_messages_are_staff_replies_but_the_bots_own_and_notes() -> None:
+    history = [
+        msg(1, user=5, content="вопрос"),
+        msg(2, staff=9, content="ответ бота", created_at="Tue, 01 Dec 2026 12:00:00 +0300"),
+        msg(3, staff=4, content="заметка", note=True),
+        msg(4, staff=4, content="", content_html="<p>Иду</p>", created_at="Tue, 01 Dec 2026 12:00:05 +0300"),
+        msg(5, staff=4, content="без даты", created_at="вчера"),
+    ]
+
+    found = operator_messages(history, bot_staff_id=9)
+
+    assert [(m.message_id, m.text) for m in found] == [(4, "Иду"), (5, "без даты")]
+    assert found[0].at == 1_796_115_605.0  # 09:00:05 UTC
+    assert found[1].at == 0.0  # unreadable: the commit's own time is used

@@ -9,6 +9,10 @@
 - A chat is the bot's or an operator's: `hand_to_operator` (remembering the action that does it
   in Omnidesk and the label that means "on the bot"), `hand_back`.
 - The transcript numbers its lines by the version that wrote them: `transcript_lines`, `note_line`.
+- What operators write in Omnidesk is read back from the case and goes into the transcript once:
+  `take_operator_messages` keeps a cursor (the newest operator message id looked at) in the record,
+  so it advances in the same conditional write as the lines' version. Recording never stages an
+  action and never changes the owner: reading the operator's words cannot make the bot speak.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def hand_to_operator(record: ChatRecord, *, transfer_seq: int, bot_label_id: int
     itself); until egress has performed it the bot label is still on the case, so it does not
     mean the chat was handed back. `bot_label_id` is the label to watch for that."""
     record.owner, record.transfer_seq, record.bot_label_id = "operator", transfer_seq, bot_label_id
+    record.operator_unread = True
 
 
 def hand_back(record: ChatRecord, *, restart: bool) -> None:
@@ -73,6 +78,33 @@ def hand_back(record: ChatRecord, *, restart: bool) -> None:
     record.owner, record.transfer_seq = "bot", 0
     if restart:
         record.state, record.turn_event = {}, ""
+
+
+class OperatorMessage(msgspec.Struct, kw_only=True, frozen=True):
+    """A message a staff member other than the bot wrote to the customer, read back from Omnidesk."""
+
+    message_id: int
+    text: str
+    at: float  # when Omnidesk says it was written (0: it did not say)
+
+
+def take_operator_messages(record: ChatRecord, read: Sequence[OperatorMessage]) -> list[OperatorMessage]:
+    """The messages of `read` (the case's operator messages, as read back now) that the
+    transcript does not have yet, oldest first; the record's cursor moves past all of `read`.
+
+    A chat whose cursor never moved takes only what was written since omnibot first saw it: the
+    case's older history is not this chat's conversation. After this read, an operator may only
+    have written since if the chat is still theirs (`operator_unread`)."""
+    cursor = record.last_operator_message_id
+    since = record.created_at - 1.0  # Omnidesk's times have whole seconds
+    fresh = [
+        message
+        for message in sorted(read, key=lambda m: m.message_id)
+        if message.message_id > cursor and (cursor or (message.at and message.at >= since))
+    ]
+    record.last_operator_message_id = max([cursor, *(m.message_id for m in read)])
+    record.operator_unread = record.owner == "operator"
+    return fresh
 
 
 def transfer_action(record: ChatRecord, *, summary: str, now: float) -> TransferToOperator:
@@ -136,12 +168,30 @@ def build_actions(
 
 
 def transcript_lines(
-    key: str, turn: int, customer_texts: Sequence[str], actions: Sequence[OutboundAction], now: float
+    key: str,
+    turn: int,
+    customer_texts: Sequence[str],
+    actions: Sequence[OutboundAction],
+    now: float,
+    *,
+    operator: Sequence[OperatorMessage] = (),
 ) -> list[TranscriptLine]:
-    """Lines of one commit (`turn` is the chat version it wrote), customers' words first."""
+    """Lines of one commit (`turn` is the chat version it wrote): the operator messages read back
+    with it (each at its own time: they were written before this commit), then the customer's
+    words, then what the bot did."""
     lines = [
+        TranscriptLine(
+            chat=key,
+            seq=turn * LINES_PER_VERSION + index,
+            role="operator",
+            text=message.text,
+            at=message.at or now,
+        )
+        for index, message in enumerate(operator)
+    ]
+    lines += [
         TranscriptLine(chat=key, seq=turn * LINES_PER_VERSION + index, role="customer", text=text, at=now)
-        for index, text in enumerate(customer_texts)
+        for index, text in enumerate(customer_texts, start=len(lines))
     ]
     for index, action in enumerate(actions, start=len(lines)):
         role: Role = "bot"

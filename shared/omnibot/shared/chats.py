@@ -22,7 +22,7 @@ from omnibot.shared.messages import OutboundAction
 from omnibot.shared.mongo import Document, from_document, to_document
 
 Owner = Literal["bot", "operator"]
-Role = Literal["customer", "bot", "system"]
+Role = Literal["customer", "bot", "operator", "system"]
 RECENT_INBOUND_KEPT = 50
 
 
@@ -40,6 +40,8 @@ class ChatRecord(msgspec.Struct, kw_only=True):
     recent_inbound: list[str] = []  # ids of the last processed inbound messages (redelivery check)
     turn_event: str = ""  # the inbound message whose turn waits on an external request, if any
     last_customer_message_id: int = 0  # the newest Omnidesk message of the customer taken (confirm mode)
+    last_operator_message_id: int = 0  # the newest Omnidesk message of an operator looked at
+    operator_unread: bool = False  # an operator may have written since the case was last read back
     recent_fingerprints: list[tuple[str, float]] = []  # content taken lately, and when (webhook mode)
     bot_label_id: int | None = None  # the label that means "on the bot", as of the last transfer
     transfer_seq: int = 0  # the outbound action that hands the case over (0: done by the agent itself)

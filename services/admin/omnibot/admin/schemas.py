@@ -125,7 +125,7 @@ class AgentDeleted(msgspec.Struct, kw_only=True):
 
 
 class TranscriptEntry(msgspec.Struct, kw_only=True):
-    role: Literal["customer", "bot", "system"]
+    role: Literal["customer", "bot", "operator", "system"]
     text: str
     at: str | None
 

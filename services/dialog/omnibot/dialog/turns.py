@@ -21,13 +21,19 @@ bot label from the case) hands the chat to a human and the bot falls silent. It 
 the case carries the bot label again (Omnidesk's rules put it back): checked on each webhook of an
 operator-owned chat, once egress has performed the transfer (until then the label is still there
 because it has not been removed yet, not because it was put back).
+
+What operators write reaches the transcript from the case's messages read back from Omnidesk (no
+webhook carries it): with INBOUND_MODE=confirm on every webhook, from the read-back that finds the
+customer's messages anyway; with INBOUND_MODE=webhook on the webhooks of a chat an operator has, or
+had since the last read (one more Omnidesk call on each). The lines go in with the commit of that
+webhook, which stages nothing for them: recording the operator's words never makes the bot speak.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -42,11 +48,12 @@ from omnibot.agents.handoff import (
     transfer_summary,
 )
 from omnibot.dialog.catalog import AgentCatalog
-from omnibot.dialog.inbox import CustomerText
+from omnibot.dialog.inbox import CustomerText, Readback
 from omnibot.shared import metrics, telemetry
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.chat_record import (
+    OperatorMessage,
     Publish,
     build_actions,
     hand_back,
@@ -54,6 +61,7 @@ from omnibot.shared.chat_record import (
     next_version,
     publish_outbox,
     stage,
+    take_operator_messages,
     transcript_lines,
 )
 from omnibot.shared.chats import RECENT_INBOUND_KEPT, ChatRecord, ChatStore
@@ -76,9 +84,7 @@ FINGERPRINTS_KEPT = 20
 
 
 class Inbox(Protocol):
-    async def customer_messages(
-        self, channel: Channel, chat_id: str, after_id: int | None
-    ) -> list[CustomerText]: ...
+    async def read_case(self, channel: Channel, chat_id: str, after_id: int | None) -> Readback: ...
 
     async def labels(self, channel: Channel, chat_id: str) -> set[int]: ...
 
@@ -164,7 +170,7 @@ class TurnRunner:
     ) -> Literal["done", "duplicate"] | None:
         """What this webhook came to ("duplicate": nothing new in it); None: the chat changed."""
         now = self._clock()
-        texts = await self._new_texts(channel, record, inbound, now)
+        texts, read = await self._new_texts(channel, record, inbound, now)
         if record is None:
             record = await self._new_chat(channel, inbound, now)
         expected = record.version
@@ -180,16 +186,29 @@ class TurnRunner:
                 metrics.record_returned_to_bot()
                 hand_back(record, restart=self._return_to_bot == "restart")
             else:
-                return "done" if await self._stay_silent(record, expected, inbound, texts, now) else None
+                spoken = take_operator_messages(record, read)
+                silent = await self._stay_silent(record, expected, inbound, texts, now, spoken)
+                return "done" if silent else None
+        spoken = take_operator_messages(record, read) if read else []
         if not texts:
             record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             if not await self._chats.commit(record, expected):
                 return None
+            await self._chats.append_transcript(
+                transcript_lines(record.key, record.version, [], [], now, operator=spoken)
+            )
             log.info("no new customer message in this webhook (a repeat or an echo): no turn")
             return "duplicate"
         for index, item in enumerate(texts):
             committed = await self._play(
-                channel, record, expected, inbound, item, now, last=index == len(texts) - 1
+                channel,
+                record,
+                expected,
+                inbound,
+                item,
+                now,
+                last=index == len(texts) - 1,
+                operator=spoken if index == 0 else [],
             )
             if committed is None:
                 if index == 0:
@@ -204,19 +223,28 @@ class TurnRunner:
 
     async def _new_texts(
         self, channel: Channel, record: ChatRecord | None, inbound: InboundMessage, now: float
-    ) -> list[CustomerText]:
-        """The customer messages this webhook brings that no turn has taken yet."""
+    ) -> tuple[list[CustomerText], list[OperatorMessage]]:
+        """The customer messages this webhook brings that no turn has taken yet, and the
+        operators' messages of the case if it was read back."""
         if self._inbound_mode == "confirm" and self._inbox is not None:
             after = (
                 record.last_customer_message_id
                 if record is not None and record.last_customer_message_id
                 else None
             )
-            found = await self._inbox.customer_messages(channel, inbound.chat_id, after)
-            if not found and record is None:
+            read = await self._inbox.read_case(channel, inbound.chat_id, after)
+            if not read.customer and record is None:
                 # Omnidesk lists nothing from the customer yet: the webhook's own text it is.
-                return [CustomerText(0, inbound.text)]
-            return found
+                return [CustomerText(0, inbound.text)], read.operator
+            return read.customer, read.operator
+        operator: list[OperatorMessage] = []
+        if (
+            self._inbox is not None
+            and record is not None
+            and (record.owner == "operator" or record.operator_unread)
+        ):
+            # The webhook has the customer's words; what the operator wrote, only the case has.
+            operator = (await self._inbox.read_case(channel, inbound.chat_id, None)).operator
         if (
             record is not None
             and inbound.fingerprint
@@ -225,8 +253,8 @@ class TurnRunner:
                 for fingerprint, at in record.recent_fingerprints
             )
         ):
-            return []
-        return [CustomerText(0, inbound.text)]
+            return [], operator
+        return [CustomerText(0, inbound.text)], operator
 
     async def _handed_back(self, channel: Channel, record: ChatRecord) -> bool:
         if self._inbox is None:
@@ -249,8 +277,9 @@ class TurnRunner:
         inbound: InboundMessage,
         texts: list[CustomerText],
         now: float,
+        operator: Sequence[OperatorMessage] = (),
     ) -> bool:
-        # A human owns the chat: keep the customer's words for the transcript, say nothing.
+        # A human owns the chat: keep the customer's (and the operator's) words, say nothing.
         record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
         record.last_customer_message_id = max(
             [record.last_customer_message_id, *(t.message_id for t in texts)]
@@ -258,7 +287,7 @@ class TurnRunner:
         if not await self._chats.commit(record, expected):
             return False
         await self._chats.append_transcript(
-            transcript_lines(record.key, record.version, [t.text for t in texts], [], now)
+            transcript_lines(record.key, record.version, [t.text for t in texts], [], now, operator=operator)
         )
         log.info("chat is with an operator: no bot turn")
         return True
@@ -273,8 +302,10 @@ class TurnRunner:
         now: float,
         *,
         last: bool,
+        operator: Sequence[OperatorMessage],
     ) -> ChatRecord | None:
-        """One customer message through the agent. Returns the committed record, None on a conflict."""
+        """One customer message through the agent. Returns the committed record, None on a conflict.
+        `operator`: what operators wrote before it, for the transcript of its first commit."""
         agent = await self._agents.get(record.agent_name, record.agent_version)
         ctx = self._context(channel, inbound, record)
         state = msgspec.convert(record.state, engine.ChatState) if record.state else None
@@ -289,7 +320,7 @@ class TurnRunner:
         if item.message_id:
             record.last_customer_message_id = item.message_id
         return await self._run(
-            channel, record, expected, inbound, agent, ctx, state, events, item.text, now, last
+            channel, record, expected, inbound, agent, ctx, state, events, item.text, now, last, operator
         )
 
     async def _resume(self, channel: Channel, record: ChatRecord, inbound: InboundMessage) -> None:
@@ -328,6 +359,7 @@ class TurnRunner:
         customer_text: str | None,
         now: float,
         last: bool,
+        operator: Sequence[OperatorMessage] = (),
     ) -> ChatRecord | None:
         """Step the engine, commit and publish, and repeat for each external request it makes."""
         first_commit = True
@@ -369,7 +401,12 @@ class TurnRunner:
             await publish_outbox(self._chats, record, self._publish)
             await self._chats.append_transcript(
                 transcript_lines(
-                    record.key, record.version, [] if customer_text is None else [customer_text], actions, now
+                    record.key,
+                    record.version,
+                    [] if customer_text is None else [customer_text],
+                    actions,
+                    now,
+                    operator=operator,
                 )
             )
             if call is None:
@@ -390,7 +427,7 @@ class TurnRunner:
                 metrics.record_transfer("label_removed")
                 hand_to_operator(record, transfer_seq=0, bot_label_id=label)
             events = [result]
-            customer_text = None
+            customer_text, operator = None, ()
         raise PermanentError("the turn made too many external requests")
 
     async def _call(

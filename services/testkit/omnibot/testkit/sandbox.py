@@ -132,6 +132,14 @@ class SandboxClient:
         answer: dict[str, Any] = await self._call("POST", "/sandbox/customer-messages", body)
         return answer
 
+    async def operator_reply(self, case_id: int, text: str) -> dict[str, Any]:
+        """The case's operator (a staff member, not the bot) writes to the customer, as the
+        playground's "Reply as operator" does. No rule fires (the seed's rules wait for the customer)."""
+        answer: dict[str, Any] = await self._call(
+            "POST", f"/sandbox/cases/{case_id}/operator-messages", {"text": text}
+        )
+        return answer
+
     async def case(self, case_id: int) -> dict[str, Any]:
         answer: dict[str, Any] = await self._call("GET", f"/sandbox/cases/{case_id}")
         return answer
