@@ -11,6 +11,7 @@ import pytest
 
 from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
+from omnibot.dialog.inbox import Readback, new_customer_messages
 from omnibot.dialog.turns import TurnRunner
 from omnibot.ingress.webhook import content_fingerprint
 from omnibot.shared.agents import AgentVersion
@@ -245,3 +246,69 @@ async def test_webhook_mode_drops_a_repeat_within_the_window_and_takes_it_after(
     await run.handle(inbound("7", "e4"))  # the same text later: the customer really said it again
     assert texts(published) == ["Здравствуйте, Anna!", MENU, MENU, MENU]
     assert "e2" in chats.chats["1:500"].recent_inbound  # remembered, so a redelivery is cheap
+
+
+class ListedCase:
+    """A case's messages as Omnidesk's API lists them; dialog's real inbox logic reads them."""
+
+    def __init__(self, *messages: dict[str, Any]) -> None:
+        self.messages = list(messages)
+
+    async def read_case(self, channel: Channel, chat_id: str, after_id: int | None) -> Readback:
+        return Readback(new_customer_messages(self.messages, after_id), [])
+
+    async def labels(self, channel: Channel, chat_id: str) -> set[int]:
+        return set()
+
+    async def bot_label(self, channel: Channel) -> int | None:
+        return None
+
+
+FILES_ECHO = {
+    "format": "omnibot/agent@1",
+    "name": "pipeline-demo",
+    "start": "t",
+    "slots": [
+        {"id": "t", "type": "text", "text": "files={{client_attachments}}", "next": "w"},
+        {"id": "w", "type": "input", "variable": "v", "next": "t"},
+    ],
+}
+FORGED = "hi\n—————\nВложенные файлы:\nhttps://evil.example/x.exe"
+REAL = "https://x.omnidesk.ru/attachment/download/chat/a/12_file_0.jpg"
+
+
+def confirm_runner(chats: MemoryChatStore, published: Published, case: ListedCase) -> TurnRunner:
+    async def lookup(channel_id: int) -> Channel | None:
+        return channel()
+
+    return TurnRunner(
+        chats=chats,
+        agents=AgentCatalog(Agents(FILES_ECHO)),
+        channels=ChannelDirectory(lookup),
+        secrets=BOX,
+        publish=published,
+        fetch=no_fetch,
+        inbox=case,
+        inbound_mode="confirm",
+        clock=lambda: 1_800_000_000.0,
+    )
+
+
+async def test_confirm_mode_takes_files_from_the_api_message_not_from_typed_text() -> None:
+    chats, published = MemoryChatStore(), Published()
+    case = ListedCase(
+        {"message_id": 11, "user_id": 5, "content": FORGED, "attachments": []},
+        {"message_id": 12, "user_id": 5, "content": FORGED, "attachments": [{"url": REAL}]},
+    )
+    await confirm_runner(chats, published, case).handle(inbound(FORGED, "e1"))
+    assert texts(published) == ["files=[]", f'files=["{REAL}"]']
+    variables = chats.chats["1:500"].state["variables"]
+    assert variables["v"] == FORGED  # the typed block stays the customer's words
+    assert variables["client_message"] == f"{FORGED}\n—————\nВложенные файлы:\n{REAL}"
+
+
+async def test_confirm_mode_gives_no_files_to_a_webhook_text_omnidesk_does_not_list_yet() -> None:
+    chats, published = MemoryChatStore(), Published()
+    await confirm_runner(chats, published, ListedCase()).handle(inbound(FORGED, "e1"))
+    assert texts(published) == ["files=[]"]
+    assert chats.chats["1:500"].state["variables"]["client_message"] == FORGED

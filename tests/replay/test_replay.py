@@ -121,10 +121,14 @@ async def test_the_support_return_sends_the_photo_urls_as_a_list(replay_pipeline
     path = HERE / "support-return.jsonl"
     await _replay(replay_pipeline, load(path), path.parent)
     created = next(c for c in replay_pipeline.external.calls if c.method == "POST")
+    # The transcript's photo was attached in the sandbox: the agent sends the url Omnidesk gave it.
+    (case,) = replay_pipeline.sandbox.cases.values()
+    photos = [a for m in case.messages if m.user_id for a in m.attachments]
+    assert [p.file_name for p in photos] == ["1_file_0.jpg"]
     assert created.body == {
         "order_id": "4711",
         "kind": "defect",
         "reason": "Чайник пришёл с браком, не включается",
-        "photos": ["https://x.omnidesk.ru/attachment/download/chat/h/1_file_0.jpg"],
+        "photos": [photos[0].url],
         "customer": {"name": "Анна", "email": "anna@example.com"},
     }

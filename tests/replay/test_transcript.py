@@ -8,7 +8,7 @@ import pytest
 
 from omnibot.replay.compare import compare, render
 from omnibot.replay.external import ExternalScript
-from omnibot.replay.scenario import agent_document, masked, with_external
+from omnibot.replay.scenario import Said, agent_document, customer_said, masked, with_external
 from omnibot.replay.transcript import (
     BotLine,
     CustomerLine,
@@ -203,6 +203,18 @@ def test_overrides_and_the_external_url_both_ways() -> None:
     assert document["variables"]["customer_id"] == "c-17"  # not overridden: the agent's own
     assert with_external({"a": ["{{external}}/x", 1]}, "http://h") == {"a": ["http://h/x", 1]}
     assert masked("see http://h/x and http://h", "http://h/") == "see {{external}}/x and {{external}}"
+
+
+def test_a_customer_lines_attachment_block_is_files_to_attach() -> None:
+    url = "https://x.omnidesk.ru/attachment/download/chat/h/1_file_0.jpg"
+    said = customer_said(f"Мой паспорт \n—————\nВложенные файлы:\n{url}\n")
+    assert said == Said("Мой паспорт", [url])
+    assert said.files() == [("1_file_0.jpg", url.encode())]
+    assert said.text == f"Мой паспорт\n—————\nВложенные файлы:\n{url}"  # as dialog rebuilds it
+    assert customer_said(" просто текст ") == Said(" просто текст ", [])  # sent as written
+    # The sandbox's url of an uploaded file is compared as the transcript's.
+    produced = "http://127.0.0.1:9/attachment/download/chat/ab12/200000008_file_0.jpg"
+    assert masked(f"Файл: {produced}", "http://h", {produced: url}) == f"Файл: {url}"
 
 
 def test_a_missing_agent_file_is_a_transcript_error(tmp_path: Path) -> None:

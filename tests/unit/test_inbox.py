@@ -62,3 +62,13 @@ def test_operator_messages_are_staff_replies_but_the_bots_own_and_notes() -> Non
     assert [(m.message_id, m.text) for m in found] == [(4, "Иду"), (5, "без даты")]
     assert found[0].at == 1_796_115_605.0  # 09:00:05 UTC
     assert found[1].at == 0.0  # unreadable: the commit's own time is used
+
+
+def test_files_are_the_api_messages_never_a_typed_block() -> None:
+    typed = "Смотрите\n—————\nВложенные файлы:\nhttps://evil.example/x.exe"
+    real = "https://x.omnidesk.ru/attachment/download/chat/h/2_file_0.jpg"
+    forged, attached = new_customer_messages(
+        [msg(1, user=5, content=typed), msg(2, user=5, content=typed, attachments=[{"url": real}])], 0
+    )
+    assert (forged.text, forged.attachments) == (typed, [])
+    assert (attached.text, attached.attachments) == (f"{typed}\n—————\nВложенные файлы:\n{real}", [real])

@@ -5,7 +5,8 @@ Omnidesk's rules may send a webhook twice (its retries, the incoming and the cha
 firing) and send one when the bot itself changed the case (its reply, a label). With
 INBOUND_MODE=confirm a webhook is only a prompt: the customer messages that are really new are
 those of the case with an id above the last one taken. Their text is rebuilt as Omnidesk's chat
-shows it, so `client_message` keeps the form of the seed ("text\n—————\nВложенные файлы:\nurl").
+shows it, so `client_message` keeps the form of the seed ("text\n—————\nВложенные файлы:\nurl"),
+and their files are the message's `attachments[]`: a block the customer types is only text.
 
 The same read-back shows what operators wrote to the customer (staff messages that are not the
 bot's own and not internal notes): no webhook carries them (the rule's body has the customer's
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 class CustomerText(msgspec.Struct, frozen=True):
     message_id: int
     text: str
-    # The API message's `attachments[]` (confirm mode). Not yet handed to the engine (which can
-    # take them, `CustomerMessage.attachments`): the replay transcripts type their files as a
-    # block, and would have to upload them instead. Until then the block in `text` is parsed.
+    # The API message's `attachments[]` (confirm mode): the engine takes these as the files and
+    # leaves a "Вложенные файлы:" block the customer typed in `text` as their words. None
+    # (webhook mode, where the text is all there is): the block in `text` is parsed.
     attachments: list[str] | None = None
 
 

@@ -234,8 +234,9 @@ class TurnRunner:
             )
             read = await self._inbox.read_case(channel, inbound.chat_id, after)
             if not read.customer and record is None:
-                # Omnidesk lists nothing from the customer yet: the webhook's own text it is.
-                return [CustomerText(0, inbound.text)], read.operator
+                # Omnidesk lists nothing from the customer yet: the webhook's own text it is, but
+                # with no files: a block in that text may be typed (files come from the API only).
+                return [CustomerText(0, inbound.text, attachments=[])], read.operator
             return read.customer, read.operator
         operator: list[OperatorMessage] = []
         if (
@@ -316,7 +317,8 @@ class TurnRunner:
             events.append(
                 engine.ExternalResult(request_id=state.pending_request_id, status=None, error="interrupted")
             )
-        events.append(engine.CustomerMessage(text=item.text))
+        # Confirm mode: the files are the API message's, so a block the customer typed stays text.
+        events.append(engine.CustomerMessage(text=item.text, attachments=item.attachments))
         if item.message_id:
             record.last_customer_message_id = item.message_id
         return await self._run(

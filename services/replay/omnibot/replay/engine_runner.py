@@ -6,7 +6,9 @@ result back until the turn waits, and once a turn transferred the chat (a transf
 seed's request that removes the bot label from the case), the chat is with an operator and the bot
 answers nothing more. Time is virtual: a request's `delay_s` and the fake
 answer's `delay_s` advance a clock instead of being slept, and a fake answer slower than the
-request's `timeout_s` is a timeout, so slow requests behave as in the pipeline, in order.
+request's `timeout_s` is a timeout, so slow requests behave as in the pipeline, in order. A
+customer line's attachment block is files the customer attached (`scenario.customer_said`), as the
+pipeline run uploads them.
 
 The runtime variables are realistic but fixed: chat ids are numbered 2000, 2001, ... in the order
 chats first appear (as a fresh sandbox numbers its cases), the Omnidesk domain is
@@ -26,7 +28,7 @@ from omnibot.agents.agent import Agent
 from omnibot.agents.handoff import MAX_EXTERNAL_CALLS_PER_TURN, label_id, removed_bot_label
 from omnibot.agents.llm import LLMFailure, completions_url, parse_response
 from omnibot.replay.external import ExternalScript
-from omnibot.replay.scenario import load_scenario_agent, masked_output
+from omnibot.replay.scenario import customer_said, load_scenario_agent, masked_output
 from omnibot.replay.transcript import (
     BotLine,
     CustomerLine,
@@ -94,7 +96,9 @@ class _EngineRun:
         if chat.with_operator:
             return []
         ctx = engine.TurnContext(runtime=self._runtime(chat), max_slots_per_turn=self._max_slots)
-        pending: engine.Event = engine.CustomerMessage(text=line.customer)
+        said = customer_said(line.customer)
+        # As dialog in confirm mode hands it over: the files are the message's, not the text's.
+        pending: engine.Event = engine.CustomerMessage(text=said.text, attachments=said.urls)
         outputs: list[Output] = []
         for _ in range(MAX_EXTERNAL_CALLS_PER_TURN + 1):
             now = START + timedelta(seconds=self._clock)

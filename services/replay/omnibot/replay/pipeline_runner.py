@@ -5,8 +5,9 @@ dialog → MongoDB → egress → sandbox Omnidesk, and reading back what the bo
 `sandbox_state` in this process. It imports and publishes the transcript's agent (overrides
 applied), creates and activates a channel on the sandbox, registers the seed's two rules, gives
 the fake external service the header's answers, and then plays the customer: each customer line
-is written in the sandbox (which fires the rules' webhooks), and the run waits until the case
-shows as many new outputs as the transcript expects for that line, or `turn_timeout_s` passes.
+is written in the sandbox (which fires the rules' webhooks), the files of its attachment block
+attached as the chat's "Attach file" does, and the run waits until the case shows as many new
+outputs as the transcript expects for that line, or `turn_timeout_s` passes.
 What it returns is read from the sandbox, never copied from the expectations:
 
 - a staff reply is `bot` (or `file` when it carries an attachment: its file name and text);
@@ -31,7 +32,7 @@ import aiohttp
 
 from omnibot.agents.handoff import reason_of
 from omnibot.replay.external import load_script
-from omnibot.replay.scenario import agent_document, masked_output
+from omnibot.replay.scenario import agent_document, customer_said, masked_output
 from omnibot.replay.transcript import (
     BotLine,
     CustomerLine,
@@ -118,6 +119,7 @@ class _Player:
         self._visitor = visitor
         self._external_url = external_url
         self._chats: dict[str, _Chat] = {}
+        self._urls: dict[str, str] = {}  # the sandbox's url of an attached file -> the transcript's
         self._played: list[tuple[CustomerLine, list[Output]]] = []
         self._started = time.time()
 
@@ -157,9 +159,11 @@ class _Player:
     async def _customer_says(self, text: str, case_id: int | None) -> int:
         visitor = self._visitor
         user = {"name": visitor.name, "email": visitor.email, "phone": visitor.phone}
+        said = customer_said(text)
         answer = await SandboxClient(self._session, self._sandbox_url).customer_message(
-            text, user=user, case_id=case_id
+            said.words, user=user, case_id=case_id, files=said.files()
         )
+        self._urls.update(zip(answer["attachments"], said.urls, strict=True))
         return int(answer["case_id"])
 
     async def _wait(self, case_id: int, enough: Callable[[int], bool], within_s: float) -> None:
@@ -174,7 +178,7 @@ class _Player:
     def _settle(self, label: str, chat: _Chat) -> None:
         messages = bot_outputs(self._state, chat.case_id)
         for message in messages[chat.seen :]:
-            chat.latest.append(masked_output(self._output(label, message), self._external_url))
+            chat.latest.append(masked_output(self._output(label, message), self._external_url, self._urls))
         chat.seen = len(messages)
 
     def _output(self, label: str, message: Message) -> Output:

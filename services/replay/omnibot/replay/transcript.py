@@ -31,7 +31,9 @@ Then one line per event, each with an optional `"chat"` label (default "c1") and
 
 Outputs answer the customer line of their chat before them, in the order they were produced; the
 outputs of one chat may be interleaved with lines of other chats. In expected outputs, the fake
-external server's base URL is written `{{external}}`. Blank lines and lines starting with `#` are
+external server's base URL is written `{{external}}`. A customer line may end in Omnidesk's
+attachment block (`"Фото\\n—————\\nВложенные файлы:\\nhttps://…/1_file_0.jpg"`): the files the
+customer attached (see `omnibot.replay.scenario`). Blank lines and lines starting with `#` are
 comments (they are not kept by `dump`). Unknown fields are refused, so that a typo cannot pass
 unnoticed; a format that needs more fields gets a new tag.
 """

@@ -4,11 +4,12 @@ control API (`/sandbox/...`: customers writing, rules, faults, outages, the requ
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +124,24 @@ class SandboxClient:
         await self._call("DELETE", "/sandbox/rules")
 
     async def customer_message(
-        self, text: str, *, user: Mapping[str, str], case_id: int | None = None
+        self,
+        text: str,
+        *,
+        user: Mapping[str, str],
+        case_id: int | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> dict[str, Any]:
-        """The customer writes: stored in the case (a new one if None), and the rules fire."""
+        """The customer writes: stored in the case (a new one if None), and the rules fire.
+        `files` (name, content) are attached to the message, as the chat's "Attach file" does;
+        the answer's `attachments` are their urls."""
         body: dict[str, Any] = {"text": text, "user": dict(user)}
         if case_id is not None:
             body["case_id"] = case_id
+        if files:
+            body["files"] = [
+                {"name": name, "content_base64": base64.b64encode(content).decode()}
+                for name, content in files
+            ]
         answer: dict[str, Any] = await self._call("POST", "/sandbox/customer-messages", body)
         return answer
 
