@@ -386,6 +386,16 @@ async def test_create_and_activate_runs_the_four_checks(admin: Admin) -> None:
         ({"bot_label_id": 0}, "bot_label_id", "bot_label_id: must be a positive id"),
         ({"transfer_status": "gone"}, "transfer_status", "transfer_status: must be open, waiting or closed"),
         ({"api_key": 12345}, "api_key", "api_key: Expected `str`, got `int`"),
+        ({"llm_base_url": "llm.example/v1"}, "llm_base_url", "llm_base_url: must be an http(s) URL"),
+        ({"llm_base_url": "ftp://llm.example/v1"}, "llm_base_url", "llm_base_url: must be an http(s) URL"),
+        ({"llm_base_url": "https://u:p@llm.example/v1"}, "llm_base_url", "must not contain credentials"),
+        ({"llm_base_url": "https://llm.example/v1?key=s"}, "llm_base_url", "must not have a query"),
+        ({"llm_base_url": "https://llm.example:99999/v1"}, "llm_base_url", "invalid port"),
+        ({"llm_base_url": "https://llm.example/a b"}, "llm_base_url", "must not contain spaces"),
+        ({"llm_model": "gpt\n4"}, "llm_model", "llm_model: must not contain control characters"),
+        ({"llm_model": "m" * 201}, "llm_model", "llm_model: at most 200 characters"),
+        ({"llm_api_key": "sk two words"}, "llm_api_key", "llm_api_key: must not contain spaces"),
+        ({"llm_api_key": 42}, "llm_api_key", "llm_api_key: Expected `str`, got `int`"),
         ({"activate": "yes"}, "activate", "activate: Expected `bool`, got `str`"),
         ({"colour": "red"}, "colour", "colour: unknown field"),
     ],
@@ -411,6 +421,79 @@ async def test_each_invalid_field_is_named_and_nothing_is_saved(
     assert problems[0].startswith(f"{field}: ")
     assert problem in problems[0]
     assert await MongoChannelStore(admin.db).all() == []
+
+
+async def test_a_channel_names_its_own_language_model_and_its_key_never_comes_back(admin: Admin) -> None:
+    await admin.agent()
+    key, newer = "sk-CHANNEL-llm-key-4711", "sk-NEWER-llm-key-0815"
+    plain = await admin.channel()
+    assert (plain["llm_base_url"], plain["llm_model"], plain["llm_api_key_set"]) == (None, None, False)
+    created = await admin.channel(
+        title="Own model", llm_base_url=" https://LLM.example:8443/v1/ ", llm_model=" gpt-x ", llm_api_key=key
+    )
+    assert (created["llm_base_url"], created["llm_model"], created["llm_api_key_set"]) == (
+        "https://llm.example:8443/v1",
+        "gpt-x",
+        True,
+    )
+    assert "llm_api_key" not in created
+    cid = created["id"]
+    store = MongoChannelStore(admin.db)
+    box = SecretBox(admin.settings.secret_key)
+
+    async def stored_key() -> str:
+        channel = await store.get(cid)
+        assert channel is not None
+        assert key not in json.dumps(msgspec.to_builtins(channel))  # encrypted at rest
+        return box.decrypt(channel.llm_api_key_enc) if channel.llm_api_key_enc else ""
+
+    assert await stored_key() == key
+    assert (await admin.call("GET", f"{API}/channels/{cid}")) == (200, created)
+    # Changing the model keeps the key; a new key replaces it; "" clears each, back to the environment's.
+    status, changed = await admin.call("PATCH", f"{API}/channels/{cid}", {"llm_model": "gpt-y"})
+    assert (status, changed["llm_model"], changed["llm_api_key_set"]) == (200, "gpt-y", True)
+    assert await stored_key() == key
+    status, changed = await admin.call("PATCH", f"{API}/channels/{cid}", {"llm_api_key": newer})
+    assert (status, changed["llm_base_url"], changed["llm_api_key_set"]) == (
+        200,
+        "https://llm.example:8443/v1",
+        True,
+    )
+    assert await stored_key() == newer
+    status, answer = await admin.call(
+        "PATCH", f"{API}/channels/{cid}", {"llm_api_key": "sk bad key", "llm_base_url": "https://a@b"}
+    )
+    assert (status, [p.split(":")[0] for p in error_of(answer)[1]]) == (422, ["llm_base_url", "llm_api_key"])
+    assert await stored_key() == newer  # nothing saved
+    status, cleared = await admin.call(
+        "PATCH", f"{API}/channels/{cid}", {"llm_base_url": "", "llm_model": "", "llm_api_key": ""}
+    )
+    assert (status, cleared["llm_base_url"], cleared["llm_model"], cleared["llm_api_key_set"]) == (
+        200,
+        None,
+        None,
+        False,
+    )
+    assert await stored_key() == ""
+    _, listed = await admin.call("GET", f"{API}/channels")
+    assert [c["llm_api_key_set"] for c in listed["items"]] == [False, False]
+    everything = json.dumps(admin.log)
+    for secret in (key, newer, "sk bad key"):
+        assert secret not in everything
+
+
+async def test_the_openapi_document_describes_the_language_model_fields(admin: Admin) -> None:
+    _, document = await admin.call("GET", f"{API}/openapi.json", token=None)
+    schemas = document["components"]["schemas"]
+    for name in ("ChannelCreate", "ChannelChanges"):
+        fields = schemas[name]["properties"]
+        text = json.dumps(fields)
+        for field_name in ("llm_base_url", "llm_model", "llm_api_key"):
+            assert field_name in fields, (name, field_name)
+        assert '"writeOnly": true' in text
+        assert '"maxLength": 2000' in text and '"maxLength": 200' in text
+    view = schemas["ChannelView"]["properties"]
+    assert "llm_api_key_set" in view and "llm_api_key" not in view
 
 
 async def test_every_problem_is_listed_at_once(admin: Admin) -> None:

@@ -23,8 +23,9 @@ import pytest
 from omnibot.ingress.service import serve_ingress
 from omnibot.launcher import cli
 from omnibot.sandbox.state import SandboxState
+from omnibot.shared.channels import Channel, MongoChannelStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
-from omnibot.shared.crypto import generate_key
+from omnibot.shared.crypto import SecretBox, generate_key
 from omnibot.shared.settings import Settings, env_name
 from omnibot.shared.topology import Topology
 from omnibot.testkit.ports import free_port
@@ -213,6 +214,57 @@ async def test_channel_commands(
     assert (await omnibot("channel", "delete", "1"))[0] == 0
     code, _, err = await omnibot("channel", "show", "1")
     assert (code, err.strip()) == (1, "omnibot: refused (not_found):\n  - channel 1 does not exist")
+
+
+async def test_channel_language_model_commands(
+    omnibot: Omnibot, sandbox: tuple[SandboxState, str], settings: Settings, db: Any
+) -> None:
+    """A channel's own language model: the key only from stdin (after the Omnidesk key), never shown."""
+    assert (await omnibot("agent", "import", AGENT, "--publish"))[0] == 0
+    state, _ = sandbox
+    key, newer = "sk-CLI-llm-key-31337", "sk-CLI-newer-key-2718"
+    args = channel_args(sandbox, "--llm-base-url", "https://llm.example/v1", "--llm-model", "gpt-x")
+    args[args.index(state.api_key)] = "-"
+    code, out, err = await omnibot(*args, "--llm-api-key-stdin", stdin=f"{state.api_key}\n{key}\n")
+    assert code == 0, err
+    assert (field(out, "llm_base_url"), field(out, "llm_model"), field(out, "llm_api_key_set")) == (
+        "https://llm.example/v1",
+        "gpt-x",
+        "yes",
+    )
+    box = SecretBox(settings.secret_key)
+
+    async def stored() -> Channel:
+        channel = await MongoChannelStore(db).get(1)
+        assert channel is not None
+        return channel
+
+    channel = await stored()
+    assert (box.decrypt(channel.api_key_enc), box.decrypt(channel.llm_api_key_enc)) == (state.api_key, key)
+
+    code, out, _ = await omnibot("channel", "update", "1", "--llm-api-key-stdin", stdin=newer + "\n")
+    assert (code, field(out, "llm_api_key_set")) == (0, "yes")
+    assert box.decrypt((await stored()).llm_api_key_enc) == newer
+    code, _, err = await omnibot("channel", "update", "1", "--llm-api-key-stdin", stdin="\n")
+    assert (code, "standard input gave no key" in err) == (2, True)
+    code, _, err = await omnibot("channel", "update", "1", "--llm-base-url", "https://me:pw@llm.example")
+    assert (code, "llm_base_url: must not contain credentials" in err) == (1, True)
+    # Not a plain argument: a key there would be in the shell history and the process list.
+    assert (await omnibot("channel", "update", "1", "--llm-api-key", newer))[0] == 2
+    code, out, _ = await omnibot(
+        "--json", "channel", "update", "1", "--llm-base-url", "", "--llm-model", "", "--no-llm-api-key"
+    )
+    cleared = json.loads(out)
+    assert (code, cleared["llm_base_url"], cleared["llm_model"], cleared["llm_api_key_set"]) == (
+        0,
+        None,
+        None,
+        False,
+    )
+    assert (await stored()).llm_api_key_enc == ""
+    code, out, err = await omnibot("--json", "channel", "show", "1")
+    for secret in (key, newer):
+        assert secret not in out + err
 
 
 @pytest.mark.parametrize(

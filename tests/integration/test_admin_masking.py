@@ -56,6 +56,7 @@ async def world(
 
 async def test_no_api_key_in_any_answer_log_line_error_or_output(
     world: tuple[Settings, SandboxState, str],
+    db: Any,
     keys: tuple[str, str],
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -64,6 +65,7 @@ async def test_no_api_key_in_any_answer_log_line_error_or_output(
     caplog.set_level(logging.DEBUG)
     settings, state, url = world
     key, wrong = keys
+    llm_key = key.replace("LEAK", "LLMLEAK")
     answers: list[str] = []
     api = f"http://127.0.0.1:{settings.admin_port}/api/v1"
 
@@ -103,6 +105,10 @@ async def test_no_api_key_in_any_answer_log_line_error_or_output(
             ("GET", "/channels", None),
             ("PATCH", f"/channels/{cid}", {"api_key": wrong}),
             ("PATCH", f"/channels/{cid}", {"api_key": key, "title": "Same key"}),
+            # The language model's key: saved, refused (with a space in it), shown as set only.
+            ("PATCH", f"/channels/{cid}", {"llm_base_url": "https://llm.example/v1", "llm_api_key": llm_key}),
+            ("PATCH", f"/channels/{cid}", {"llm_api_key": f"{llm_key} {llm_key}", "title": ""}),
+            ("GET", f"/channels/{cid}", None),
             ("POST", f"/channels/{bad['id']}/activate", None),
             ("POST", f"/channels/{cid}/rotate-secret", None),
             ("POST", "/secrets/rotate", None),
@@ -131,6 +137,7 @@ async def test_no_api_key_in_any_answer_log_line_error_or_output(
     assert await omnibot("channel", "activate", str(cid)) == 1  # the new channel uses the account
     assert await omnibot("channel", "update", latest, "--api-key", "-", stdin=wrong + "\n") == 1
     assert await omnibot("channel", "update", latest, "--api-key", key, "--title", "CLI") == 0
+    assert await omnibot("channel", "update", latest, "--llm-api-key-stdin", stdin=llm_key + "\n") == 0
     for argv in (["channel", "list"], ["--json", "channel", "list"], ["channel", "show", latest]):
         assert await omnibot(*argv) == 0
     assert await omnibot("--json", "secrets", "rotate") == 0
@@ -138,12 +145,16 @@ async def test_no_api_key_in_any_answer_log_line_error_or_output(
     out, err = capsys.readouterr()
     assert answers and out
     assert "POST /api/v1/channels 422" in caplog.text  # the admin service's own lines are in there
-    for secret in (key, wrong):
+    assert '"llm_api_key_set":true' in "".join(answers)
+    audit = await db.audit_log.find({}, {"_id": 0}).to_list()
+    assert audit  # the API's changes are in the audit log, without a key
+    for secret in (key, wrong, llm_key):
         for name, text in (
             ("API answers", "\n".join(answers)),
             ("logs", caplog.text),
             ("stdout", out),
             ("stderr", err),
+            ("audit log", json.dumps(audit)),
         ):
             assert secret not in text, f"an API key appears in {name}"
             # Not a recognisable piece of it either (the mask keeps 4 + 2 characters).

@@ -5,6 +5,8 @@ timeout running once across replicas and a restart (the broker's delay tiers are
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +15,13 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from omnibot.admin.operations import Management
+from omnibot.admin.schemas import ChannelChanges
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.shared.chats import MongoChatStore
+from omnibot.shared.crypto import SecretBox
 from omnibot.shared.messages import chat_key
 from omnibot.shared.mongo import open_client
 from omnibot.shared.settings import Settings
@@ -27,6 +32,7 @@ from tests.harness import add_rules, bot_texts, customer_says, setup_channel, wa
 MENU = "Чем помочь?\n1. Статус заказа\n2. Оператор"
 TIMED_OUT = "Диалог завершён из-за отсутствия ответа"
 API_KEY = "sk-test-secret-key-123"
+CHANNEL_KEY = "sk-channel-own-key-456"
 
 
 @dataclass
@@ -59,8 +65,9 @@ class FakeModel:
         )
 
 
-@pytest.fixture
-async def model() -> AsyncIterator[tuple[FakeModel, str]]:
+@contextlib.asynccontextmanager
+async def serving_model() -> AsyncIterator[tuple[FakeModel, str]]:
+    """A FakeModel on a port of its own; its base URL."""
     fake = FakeModel()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", fake.complete)
@@ -68,9 +75,25 @@ async def model() -> AsyncIterator[tuple[FakeModel, str]]:
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield fake, f"http://127.0.0.1:{port}/v1"
-    fake.slow.set()
-    await runner.cleanup()
+    try:
+        yield fake, f"http://127.0.0.1:{port}/v1"
+    finally:
+        fake.slow.set()
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[tuple[FakeModel, str]]:
+    """The environment's language model (LLM_BASE_URL)."""
+    async with serving_model() as served:
+        yield served
+
+
+@pytest.fixture
+async def channel_model() -> AsyncIterator[tuple[FakeModel, str]]:
+    """Another one, that a channel names as its own."""
+    async with serving_model() as served:
+        yield served
 
 
 @dataclass
@@ -186,6 +209,42 @@ async def test_llm_key_never_in_logs(
     await wait_bot_messages(running.sandbox, case, 2)
     assert "language model call failed" in caplog.text
     assert API_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("own_key", [CHANNEL_KEY, ""])
+async def test_a_channel_with_its_own_language_model_uses_it(
+    running: Running,
+    model: tuple[FakeModel, str],
+    channel_model: tuple[FakeModel, str],
+    caplog: pytest.LogCaptureFixture,
+    own_key: str,
+) -> None:
+    """The channel's llm_base_url, llm_model and llm_api_key (set through management) are what its
+    `llm` slots use; without a key of its own the channel sends none, never LLM_API_KEY."""
+    caplog.set_level(logging.DEBUG)
+    environment, _ = model
+    own, own_url = channel_model
+    own.script = ["Отвечает модель канала."]
+    channel = await setup_channel(
+        running.settings, running.sandbox, running.sandbox_url, agent_file="understanding.json"
+    )
+    client = open_client(running.settings)
+    try:
+        ops = Management(
+            client[running.settings.mongodb_db], SecretBox(running.settings.secret_key), running.settings
+        )
+        changes = ChannelChanges(llm_base_url=own_url, llm_model="channel-model", llm_api_key=own_key)
+        updated = await ops.channels.update_channel(channel["id"], changes)
+    finally:
+        await client.close()
+    assert (updated.llm_base_url, updated.llm_api_key_set) == (own_url, bool(own_key))
+    await add_rules(running.sandbox_url, channel["webhook_url"])
+    case = (await customer_says(running.sandbox_url, "вопрос к ассистенту"))["case_id"]
+    assert await wait_bot_messages(running.sandbox, case, 1) == ["Отвечает модель канала."]
+    assert environment.requests == []
+    assert [r["model"] for r in own.requests] == ["channel-model"]
+    assert own.authorizations == [f"Bearer {own_key}" if own_key else ""]
+    assert API_KEY not in caplog.text and CHANNEL_KEY not in caplog.text
 
 
 async def test_a_private_llm_url_needs_the_network_policy(

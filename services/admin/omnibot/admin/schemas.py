@@ -12,7 +12,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from omnibot.admin.validation import MAX_ID, MAX_TITLE
+from omnibot.admin.validation import MAX_ID, MAX_LLM_KEY, MAX_LLM_MODEL, MAX_LLM_URL, MAX_TITLE
 
 T = TypeVar("T")
 MAX_PAGE = 500
@@ -40,6 +40,35 @@ Email = Annotated[str, documented(pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")]
 AgentName = Annotated[str, documented(minLength=1, pattern=r"\S")]
 Id = Annotated[int, documented(minimum=1, maximum=MAX_ID)]
 TransferStatus = Annotated[str, documented(enum=["", "open", "waiting", "closed"])]
+# The channel's own language model for `llm` slots; "" (each on its own) takes the environment's.
+LLMBaseUrl = Annotated[
+    str,
+    documented(
+        maxLength=MAX_LLM_URL,
+        pattern=r"^\s*(https?://[^/?#@\s]+(/[^?#\s]*)?)?\s*$",
+        description="the channel's own OpenAI-compatible chat-completions API, e.g. "
+        "https://api.openai.com/v1 (no credentials, query or fragment); empty: LLM_BASE_URL",
+    ),
+]
+LLMModel = Annotated[
+    str,
+    documented(
+        maxLength=MAX_LLM_MODEL,
+        pattern=r"^[^\u0000-\u001f\u007f-\u009f]*$",
+        description="the model the channel's `llm` slots ask for; empty: LLM_MODEL",
+    ),
+]
+LLMApiKey = Annotated[
+    str,
+    documented(
+        maxLength=MAX_LLM_KEY,
+        pattern=r"^\s*[^\s\u0000-\u001f\u007f-\u009f]*\s*$",
+        writeOnly=True,
+        description="the bearer key for llm_base_url; write-only (answers say only llm_api_key_set); "
+        "empty: none of its own (with its own llm_base_url the channel sends no key; without, "
+        "LLM_API_KEY)",
+    ),
+]
 
 # --- answers ---------------------------------------------------------------------------------
 
@@ -75,6 +104,10 @@ class ChannelView(msgspec.Struct, kw_only=True):
     bot_label_title: str
     transfer_status: str | None
     transfer_group_id: int | None
+    # The channel's own language model; null: the environment's (LLM_BASE_URL, LLM_MODEL).
+    llm_base_url: str | None
+    llm_model: str | None
+    llm_api_key_set: bool  # the key itself is write-only: never shown, not even masked
     created_at: str | None
     updated_at: str | None
     # Present when the activation checks ran (create --activate, activate, update of an active channel).
@@ -195,11 +228,15 @@ class ChannelCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bot_label_title: str = ""  # or its title; both empty: the label titled "На боте", found on activation
     transfer_status: TransferStatus = ""  # "", "open", "waiting" or "closed": case status set on transfer
     transfer_group_id: Id | None = None  # group the case goes to on transfer
+    llm_base_url: LLMBaseUrl = ""  # the channel's own language model; "": LLM_BASE_URL
+    llm_model: LLMModel = ""  # "": LLM_MODEL
+    llm_api_key: LLMApiKey = ""  # write-only
     activate: bool = False  # CREATE & ACTIVATE
 
 
 class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Only the fields given change; null clears an optional one."""
+    """Only the fields given change; null clears an optional one, "" a channel's own language
+    model setting (llm_base_url, llm_model, llm_api_key: back to the environment's)."""
 
     title: Title | UnsetType = UNSET
     domain: Domain | UnsetType = UNSET
@@ -210,6 +247,9 @@ class ChannelChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bot_label_title: str | UnsetType = UNSET
     transfer_status: TransferStatus | UnsetType = UNSET
     transfer_group_id: Id | UnsetType | None = UNSET
+    llm_base_url: LLMBaseUrl | UnsetType = UNSET
+    llm_model: LLMModel | UnsetType = UNSET
+    llm_api_key: LLMApiKey | UnsetType = UNSET
 
 
 class AgentPublish(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -7,11 +7,17 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from omnibot.shared.printable import printable
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_TITLE = 200
 # Ids and counts are stored as MongoDB's 64-bit integers; offsets beyond any real list are refused.
 MAX_ID = 2**63 - 1
 MAX_OFFSET = 1_000_000_000
+# A channel's own language model (`llm` slots): generous bounds, far above any real value.
+MAX_LLM_URL = 2000
+MAX_LLM_MODEL = 200
+MAX_LLM_KEY = 4096
 
 
 def normalise_domain(value: str, *, allow_http: bool) -> tuple[str | None, str | None]:
@@ -38,6 +44,55 @@ def normalise_domain(value: str, *, allow_http: bool) -> tuple[str | None, str |
     if port is not None:
         netloc += f":{port}"
     return f"{parts.scheme}://{netloc}", None
+
+
+def normalise_llm_base_url(value: str) -> tuple[str, str | None]:
+    """(the channel's chat-completions base URL as stored, "" for LLM_BASE_URL; the problem, or None).
+
+    An http(s) URL with a host; its path is kept (`https://api.example.com/v1`). No credentials,
+    query or fragment: the key goes in `llm_api_key`, never into a URL that is shown. Whether a
+    private address may be called is the network policy's, at call time (as for LLM_BASE_URL).
+    """
+    raw = value.strip()
+    if not raw:
+        return "", None
+    if len(value) > MAX_LLM_URL:
+        return "", f"llm_base_url: at most {MAX_LLM_URL} characters"
+    if printable(raw) != raw or any(c.isspace() for c in raw):
+        return "", "llm_base_url: must not contain spaces or control characters"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        return "", "llm_base_url: not a URL (or an invalid port)"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "", "llm_base_url: must be an http(s) URL like https://api.openai.com/v1"
+    if parts.username is not None or parts.password is not None:
+        return "", "llm_base_url: must not contain credentials (give the key as llm_api_key)"
+    if parts.query or parts.fragment or raw.endswith(("?", "#")):
+        return "", "llm_base_url: must not have a query or fragment"
+    host = parts.hostname
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}", None
+
+
+def llm_model_problem(value: str) -> str | None:
+    if len(value) > MAX_LLM_MODEL:
+        return f"llm_model: at most {MAX_LLM_MODEL} characters"
+    stripped = value.strip()
+    return None if printable(stripped) == stripped else "llm_model: must not contain control characters"
+
+
+def llm_api_key_problem(value: str) -> str | None:
+    """Never the value itself: a problem is shown and logged."""
+    if len(value) > MAX_LLM_KEY:
+        return f"llm_api_key: at most {MAX_LLM_KEY} characters"
+    # Sent as `Authorization: Bearer <key>`: a space or a control character would break the header.
+    if any(c.isspace() or printable(c) != c for c in value.strip()):
+        return "llm_api_key: must not contain spaces or control characters"
+    return None
 
 
 def email_problem(value: str) -> str | None:

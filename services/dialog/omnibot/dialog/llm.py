@@ -1,11 +1,11 @@
 """The `llm` slot's call: one chat-completions request to the chat's language model.
 
 The provider is `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` from the settings, or the channel's
-own when it names one. The request goes through the same fetcher as `external_request`, so the
-same network policy applies (a private base URL must be allowed in
-`EXTERNAL_REQUEST_ALLOW_NETWORKS`) and its errors never carry the key. The body and the reading of
-the answer are pure (`omnibot.agents.llm`). Logs say how long and how many tokens, never the key,
-the prompt or the answer.
+own when it names one (set through management: `llm_base_url`, `llm_model`, `llm_api_key`). The
+request goes through the same fetcher as `external_request`, so the same network policy applies
+(a private base URL must be allowed in `EXTERNAL_REQUEST_ALLOW_NETWORKS`) and its errors never
+carry the key. The body and the reading of the answer are pure (`omnibot.agents.llm`). Logs say
+how long and how many tokens, never the key, the prompt or the answer.
 """
 
 from __future__ import annotations
@@ -40,10 +40,15 @@ class LLMCaller:
         self._secrets = secrets
 
     def provider(self, channel: Channel) -> LLMProvider:
-        """The channel's own provider where it sets one, field by field, else the default."""
-        key = self._default.api_key
+        """The channel's own provider where it sets one, field by field, else the default.
+
+        A key goes only where it was given for: a channel with its own base URL sends its own key
+        or none, never LLM_API_KEY (the environment's key is for LLM_BASE_URL).
+        """
         if channel.llm_api_key_enc and self._secrets is not None:
             key = self._secrets.decrypt(channel.llm_api_key_enc)
+        else:
+            key = "" if channel.llm_base_url else self._default.api_key
         return LLMProvider(
             base_url=channel.llm_base_url or self._default.base_url,
             api_key=key,

@@ -57,6 +57,23 @@ def _positive(value: str) -> int:
     return number
 
 
+def llm_arguments(command: argparse.ArgumentParser, *, clearing: bool = False) -> None:
+    """The channel's own language model for `llm` slots; the key only from standard input."""
+    empty = " ('' clears it)" if clearing else ""
+    command.add_argument(
+        "--llm-base-url", help=f"chat-completions API of this channel (default LLM_BASE_URL){empty}"
+    )
+    command.add_argument("--llm-model", help=f"model of this channel (default LLM_MODEL){empty}")
+    key = command.add_mutually_exclusive_group()
+    key.add_argument(
+        "--llm-api-key-stdin",
+        action="store_true",
+        help="read the language model's key from stdin (after the Omnidesk key, if --api-key -)",
+    )
+    if clearing:
+        key.add_argument("--no-llm-api-key", action="store_true", help="clear the language model's key")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # `--json` is accepted before the command and after it (`omnibot channel list --json`).
     output = argparse.ArgumentParser(add_help=False)
@@ -125,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--bot-label-id", type=int, help="id of the 'on the bot' label (operator transfer)")
     create.add_argument("--transfer-status", default="", choices=["", "open", "waiting", "closed"])
     create.add_argument("--transfer-group-id", type=int)
+    llm_arguments(create)
     create.add_argument("--activate", action="store_true")
     update = leaf(channel, "update", "change a channel (an active one re-runs the checks first)")
     update.add_argument("id", type=_channel_id)
@@ -140,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = update.add_mutually_exclusive_group()
     group.add_argument("--transfer-group-id", type=int)
     group.add_argument("--no-transfer-group", action="store_true", help="clear the transfer group id")
+    llm_arguments(update, clearing=True)
     for name, text in (
         ("activate", "run the activation checks; the channel is active if all pass"),
         ("deactivate", "deactivate a channel (its webhook accepts nothing)"),

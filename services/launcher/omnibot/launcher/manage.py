@@ -91,7 +91,8 @@ def _agent(action: str, args: argparse.Namespace) -> Command:
 def _channel(action: str, args: argparse.Namespace) -> Command:
     match action:
         case "create":
-            api_key = _read_api_key(args.api_key)
+            api_key = _read_api_key(args.api_key)  # first: both keys may come from stdin, in this order
+            llm_api_key = _read_llm_api_key() if args.llm_api_key_stdin else ""
             return Command(
                 lambda m: m.channels.create_channel(
                     title=args.title,
@@ -103,6 +104,9 @@ def _channel(action: str, args: argparse.Namespace) -> Command:
                     bot_label_id=args.bot_label_id,
                     transfer_status=args.transfer_status,
                     transfer_group_id=args.transfer_group_id,
+                    llm_base_url=args.llm_base_url or "",
+                    llm_model=args.llm_model or "",
+                    llm_api_key=llm_api_key,
                 )
             )
         case "update":
@@ -148,7 +152,8 @@ def _chat(action: str, args: argparse.Namespace) -> Command:
 
 
 def _changes(args: argparse.Namespace) -> ChannelChanges:
-    """Only what was given changes; --no-bot-label and --no-transfer-group clear a field."""
+    """Only what was given changes; --no-bot-label, --no-transfer-group and --no-llm-api-key clear
+    a field, as an empty --llm-base-url or --llm-model does."""
     given: dict[str, Any] = {
         name: value
         for name in (
@@ -159,11 +164,17 @@ def _changes(args: argparse.Namespace) -> ChannelChanges:
             "bot_label_id",
             "transfer_status",
             "transfer_group_id",
+            "llm_base_url",
+            "llm_model",
         )
         if (value := vars(args)[name]) is not None
     }
     if args.api_key is not None:
         given["api_key"] = _read_api_key(args.api_key)
+    if args.llm_api_key_stdin:
+        given["llm_api_key"] = _read_llm_api_key()
+    if args.no_llm_api_key:
+        given["llm_api_key"] = ""
     if args.no_bot_label:
         given["bot_label_id"] = None
     if args.no_transfer_group:
@@ -181,6 +192,14 @@ def _file(path: Path) -> bytes:
 def _read_api_key(value: str) -> str:
     # "-" reads the key from standard input, keeping it out of shell history and process lists.
     return sys.stdin.readline().strip() if value == "-" else value
+
+
+def _read_llm_api_key() -> str:
+    # Only ever from standard input: a key in argv is in the shell history and the process list.
+    key = sys.stdin.readline().strip()
+    if not key:
+        raise UsageError("--llm-api-key-stdin: standard input gave no key (--no-llm-api-key clears it)")
+    return key
 
 
 async def with_management(settings: Settings, call: Operation) -> Answer:

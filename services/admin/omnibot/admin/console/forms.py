@@ -21,6 +21,9 @@ CHANNEL_FIELDS = {
     "bot_label_id": "bot_label",
     "bot_label": "bot_label",
     "bot_label_title": "bot_label",
+    "llm_base_url": "llm_base_url",
+    "llm_model": "llm_model",
+    "llm_api_key": "llm_api_key",
 }
 
 
@@ -64,6 +67,12 @@ class ChannelForm:
     email: str = ""
     agent: str = ""
     bot_label: str = ""
+    # The channel's own language model (the edit page's optional section); the key, like the
+    # Omnidesk key, is never put into a page: empty keeps the stored one, the box removes it.
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_api_key_clear: bool = False
 
     @classmethod
     def read(cls, form: Mapping[str, Any]) -> ChannelForm:
@@ -74,6 +83,11 @@ class ChannelForm:
             email=text(form, "email", 320),
             agent=text(form, "agent", 200),
             bot_label=text(form, "bot_label", 200).strip(),
+            # One past the operations' limits, so that an over-long value is refused, not cut.
+            llm_base_url=text(form, "llm_base_url", 2001),
+            llm_model=text(form, "llm_model", 201),
+            llm_api_key=text(form, "llm_api_key", 4097),
+            llm_api_key_clear=bool(text(form, "llm_api_key_clear")),
         )
 
     def bot_label_fields(self) -> tuple[int | None, str, str | None]:

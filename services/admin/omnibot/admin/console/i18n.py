@@ -158,6 +158,28 @@ RU: dict[str, str] = {
     "Saved.": "Сохранено.",
     "Leave empty to keep the current key.": "Оставьте пустым, чтобы сохранить текущий ключ.",
     "the current key is kept": "текущий ключ сохранён",
+    "LLM provider": "Языковая модель",
+    "Optional: the chat-completions API this channel's llm slots ask. An empty field takes the "
+    "server's setting (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY).": (
+        "Необязательно: API chat completions, к которому обращаются слоты llm этого канала. Пустое "
+        "поле берёт настройку сервера (LLM_BASE_URL, LLM_MODEL, LLM_API_KEY)."
+    ),
+    "LLM base URL": "Базовый URL модели",
+    "LLM model": "Модель",
+    "LLM API key": "API-ключ модели",
+    "A key is set. Leave empty to keep the current key.": (
+        "Ключ задан. Оставьте пустым, чтобы сохранить текущий ключ."
+    ),
+    "Remove the key": "Удалить ключ",
+    "No key of its own. With its own base URL the channel sends none; without, the server's.": (
+        "Своего ключа нет. Со своим базовым URL канал не отправляет ключ; без него — ключ сервера."
+    ),
+    "the server's base URL": "базовый URL сервера",
+    "model": "модель",
+    "the server's": "сервера",
+    "key set": "ключ задан",
+    "no key of its own": "своего ключа нет",
+    "the server's (LLM_BASE_URL, LLM_MODEL)": "сервера (LLM_BASE_URL, LLM_MODEL)",
     "Activate": "Активировать",
     "Deactivate": "Деактивировать",
     "The channel is deactivated: its webhook accepts nothing.": (

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 from pymongo.errors import DuplicateKeyError
 
 from omnibot.admin.ops.activation import ActivationChecks
@@ -19,13 +19,16 @@ from omnibot.admin.validation import (
     api_key_problem,
     email_problem,
     label_title_problem,
+    llm_api_key_problem,
+    llm_model_problem,
     normalise_domain,
+    normalise_llm_base_url,
     positive_problem,
     title_problem,
     transfer_status_problem,
 )
 from omnibot.shared.channels import Channel
-from omnibot.shared.crypto import fingerprint, new_webhook_secret
+from omnibot.shared.crypto import SecretBox, fingerprint, new_webhook_secret
 
 
 class ChannelOperations:
@@ -46,6 +49,9 @@ class ChannelOperations:
         bot_label_title: str = "",
         transfer_status: str = "",
         transfer_group_id: int | None = None,
+        llm_base_url: str = "",
+        llm_model: str = "",
+        llm_api_key: str = "",
         reserved: tuple[int, str] | None = None,
     ) -> ChannelView:
         """Saved inactive; with `activate` the checks run, and it is active if all of them pass.
@@ -68,6 +74,8 @@ class ChannelOperations:
             )
             if p
         ]
+        llm, llm_problems = llm_fields(self._ctx.secrets, llm_base_url, llm_model, llm_api_key)
+        problems.extend(llm_problems)
         problems.extend(await self._agent_problems(agent))
         if problems or normalised is None:
             raise Refused("invalid", problems)
@@ -89,6 +97,7 @@ class ChannelOperations:
             created_at=now,
             updated_at=now,
         )
+        channel = msgspec.structs.replace(channel, **llm)
         try:
             await self._ctx.channels.insert(channel)
         except DuplicateKeyError:
@@ -162,6 +171,11 @@ class ChannelOperations:
         if changes.transfer_group_id is not UNSET:
             _collect(problems, positive_problem("transfer_group_id", changes.transfer_group_id))
             fields["transfer_group_id"] = changes.transfer_group_id
+        llm, llm_problems = llm_fields(
+            self._ctx.secrets, changes.llm_base_url, changes.llm_model, changes.llm_api_key
+        )
+        problems.extend(llm_problems)
+        fields.update(llm)
         if not fields and new_api_key is None and not problems:
             problems.append("nothing to change: give at least one field")
         if problems:
@@ -229,6 +243,29 @@ class ChannelOperations:
             webhook_url=self._ctx.webhook_url(channel),
             checks=checks,
         )
+
+
+def llm_fields(
+    secrets: SecretBox,
+    base_url: str | UnsetType,
+    model: str | UnsetType,
+    api_key: str | UnsetType,
+) -> tuple[dict[str, str], list[str]]:
+    """The channel's own language model as stored fields (those given; "" clears one), and the
+    problems. The key is stored encrypted, like the Omnidesk key, and never comes back out."""
+    fields: dict[str, str] = {}
+    problems: list[str] = []
+    if base_url is not UNSET:
+        fields["llm_base_url"], problem = normalise_llm_base_url(base_url)
+        _collect(problems, problem)
+    if model is not UNSET:
+        _collect(problems, llm_model_problem(model))
+        fields["llm_model"] = model.strip()
+    if api_key is not UNSET:
+        _collect(problems, llm_api_key_problem(api_key))
+        key = api_key.strip()
+        fields["llm_api_key_enc"] = secrets.encrypt(key) if key and not problems else ""
+    return fields, problems
 
 
 def _collect(problems: list[str], problem: str | None) -> None:

@@ -55,7 +55,8 @@ def page(items: Sequence[T], total: int, limit: int, offset: int) -> Page[T]:
 def channel_view(
     channel: Channel, *, api_key: str, webhook_url: str, checks: Sequence[Check] | None = None
 ) -> ChannelView:
-    """`api_key` is the plain key: only its mask goes into the answer."""
+    """`api_key` is the plain key: only its mask goes into the answer. Of the language model's
+    key, only whether there is one (it is never decrypted here)."""
     return ChannelView(
         id=channel.id,
         title=channel.title,
@@ -69,6 +70,9 @@ def channel_view(
         bot_label_title=channel.bot_label_title,
         transfer_status=channel.transfer_status or None,
         transfer_group_id=channel.transfer_group_id,
+        llm_base_url=channel.llm_base_url or None,
+        llm_model=channel.llm_model or None,
+        llm_api_key_set=bool(channel.llm_api_key_enc),
         created_at=iso_time(channel.created_at),
         updated_at=iso_time(channel.updated_at),
         checks=list(checks) if checks is not None else UNSET,

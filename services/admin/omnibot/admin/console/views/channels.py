@@ -3,9 +3,10 @@
 The creation panel shows the Chatbot webhook URL before anything is saved (see `reservation`).
 CREATE saves the channel inactive; CREATE & ACTIVATE saves it and runs the four activation
 checks, each shown passed or failed with its reason (a failed one leaves it saved and inactive).
-A channel's page edits it (the API key is never shown; a new one typed replaces it), activates,
-deactivates, rotates the webhook secret, deletes after a confirmation, and walks through the
-Omnidesk side of the setup with this channel's values.
+A channel's page edits it (the API keys are never shown; a new one typed replaces it; an optional
+section names the channel's own language model for `llm` slots), activates, deactivates, rotates
+the webhook secret, deletes after a confirmation, and walks through the Omnidesk side of the setup
+with this channel's values.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from typing import Any
 
 from aiohttp import web
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from omnibot.admin.console import reservation
 from omnibot.admin.console.context import console_of, render, visitor_of
@@ -170,6 +171,8 @@ async def _channel_page(
             email=channel["email"],
             agent=channel["agent"],
             bot_label=str(label),
+            llm_base_url=channel["llm_base_url"] or "",
+            llm_model=channel["llm_model"] or "",
         )
     visitor = visitor_of(request)
     return render(
@@ -203,6 +206,9 @@ async def edit_channel(request: web.Request) -> web.Response:
         api_key=form.api_key if form.api_key.strip() else UNSET,
         bot_label_id=label_id,
         bot_label_title=label_title,
+        llm_base_url=form.llm_base_url,
+        llm_model=form.llm_model,
+        llm_api_key=_llm_key_change(form),
     )
     try:
         if label_problem:
@@ -212,10 +218,10 @@ async def edit_channel(request: web.Request) -> web.Response:
             "channel.update",
             str(channel["id"]),
             console.management.channels.update_channel(channel["id"], changes),
-            detail="api key replaced" if form.api_key.strip() else "",
+            detail=_key_changes(form),
         )
     except Refused as exc:
-        form.api_key = ""
+        form.api_key = form.llm_api_key = ""
         checks = (exc.details or {}).get("checks")
         return await _channel_page(
             request,
@@ -228,6 +234,25 @@ async def edit_channel(request: web.Request) -> web.Response:
     return await _channel_page(
         request, updated, checks=updated.get("checks"), notice_text=visitor_of(request).t("Saved.")
     )
+
+
+def _llm_key_change(form: ChannelForm) -> str | UnsetType:
+    """A key typed replaces the stored one; the box removes it; neither keeps it."""
+    if form.llm_api_key.strip():
+        return form.llm_api_key
+    return "" if form.llm_api_key_clear else UNSET
+
+
+def _key_changes(form: ChannelForm) -> str:
+    """What the audit log says about the keys: whether they changed, never what they are."""
+    said = []
+    if form.api_key.strip():
+        said.append("api key replaced")
+    if form.llm_api_key.strip():
+        said.append("llm api key replaced")
+    elif form.llm_api_key_clear:
+        said.append("llm api key removed")
+    return ", ".join(said)
 
 
 async def activate_channel(request: web.Request) -> web.Response:
