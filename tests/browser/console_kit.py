@@ -16,6 +16,7 @@ import pytest
 from playwright.async_api import Page, expect
 from pymongo import AsyncMongoClient
 
+from omnibot.admin.schemas import ChannelView
 from omnibot.admin.service import serve_admin
 from omnibot.admin.users import MongoUserStore
 from omnibot.dialog.service import serve_dialog
@@ -26,7 +27,7 @@ from omnibot.shared.settings import Settings
 from omnibot.testkit.sandbox import running_sandbox
 from omnibot.testkit.services import ServiceTask
 from tests.conftest import free_port
-from tests.harness import FIXTURES
+from tests.harness import FIXTURES, management
 
 ADMIN = ("lead@example.com", "admin-password-1")
 VIEWER = ("watcher@example.com", "viewer-password-1")
@@ -106,6 +107,21 @@ async def import_agent(page: Page, console: Console, file: str, *, publish: bool
         await page.get_by_label("Publish").check()
     await page.get_by_role("button", name="Import").click()
     await expect(page.get_by_role("status")).to_contain_text("Imported")
+
+
+async def demo_channel(settings: Settings) -> ChannelView:
+    """The demo agent, imported and published, and an inactive channel using it (no checks run)."""
+    ops, client = await management(settings)
+    try:
+        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
+        return await ops.channels.create_channel(
+            domain="https://acme.omnidesk.ru",
+            api_key="key-of-acme-1234",
+            email="bot@acme.ru",
+            agent="pipeline-demo",
+        )
+    finally:
+        await client.close()
 
 
 def webhook_secret(url: str) -> str:

@@ -8,7 +8,7 @@ from playwright.async_api import Browser, Page, expect
 from pymongo import AsyncMongoClient
 
 from omnibot.admin.users import MongoUserStore
-from tests.browser.console_kit import ADMIN, VIEWER, Console, console, sign_in
+from tests.browser.console_kit import ADMIN, VIEWER, Console, console, demo_channel, sign_in
 from tests.harness import FIXTURES, management
 
 __all__ = ["console"]
@@ -65,17 +65,7 @@ async def test_a_disabled_account_loses_its_session(page: Page, console: Console
 
 
 async def test_viewer_reads_but_cannot_change_anything(page: Page, console: Console) -> None:
-    ops, client = await management(console.settings)
-    try:
-        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
-        channel = await ops.channels.create_channel(
-            domain="https://acme.omnidesk.ru",
-            api_key="key-of-acme-1234",
-            email="bot@acme.ru",
-            agent="pipeline-demo",
-        )
-    finally:
-        await client.close()
+    channel = await demo_channel(console.settings)
     await sign_in(page, console, VIEWER)
     for path in ("/channels", f"/channels/{channel.id}", "/agents", "/agents/pipeline-demo/versions/1"):
         await page.goto(console.at(path))

@@ -8,8 +8,8 @@ from playwright.async_api import Page, expect
 
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.crypto import SecretBox
-from tests.browser.console_kit import Console, console, sign_in
-from tests.harness import FIXTURES, management
+from tests.browser.console_kit import Console, console, demo_channel, sign_in
+from tests.harness import management
 
 __all__ = ["console"]
 
@@ -34,17 +34,7 @@ async def _stored_key(console: Console, channel_id: int) -> tuple[str, str, str]
 
 
 async def test_the_llm_provider_section_of_a_channel(page: Page, console: Console) -> None:
-    ops, client = await management(console.settings)
-    try:
-        await ops.agents.import_agent((FIXTURES / "agents" / "pipeline-demo.json").read_bytes(), publish=True)
-        channel = await ops.channels.create_channel(
-            domain="http://127.0.0.1:9",
-            api_key="k-omnidesk-1234",
-            email="bot@example.com",
-            agent="pipeline-demo",
-        )
-    finally:
-        await client.close()
+    channel = await demo_channel(console.settings)
     await sign_in(page, console)
     await page.goto(console.at(f"/channels/{channel.id}"))
     provider = page.locator("dd.llm-provider")
