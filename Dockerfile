@@ -50,9 +50,11 @@ ENV PATH=/app/.venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 
-# ingress (INGRESS_PORT) and the admin API (ADMIN_PORT); the sandbox uses 8090 (SANDBOX_PORT).
-EXPOSE 8080 8081
+# ingress (INGRESS_PORT), the admin API (ADMIN_PORT) and every role's monitoring listener
+# (METRICS_PORT); the sandbox uses 8090 (SANDBOX_PORT).
+EXPOSE 8080 8081 9090
 
-# No HEALTHCHECK: docker-compose.yml and the Kubernetes probes define one per role.
+# No HEALTHCHECK: docker-compose.yml and the Kubernetes probes define one per role, on the
+# monitoring listener (METRICS_PORT, 9090: /healthz, /readyz); the webhook port serves no health.
 ENTRYPOINT ["omnibot"]
 CMD ["run", "all"]

@@ -50,6 +50,7 @@ class Deployment:
     inbound_mode: str = "webhook"
     pids: dict[str, list[int]] = field(default_factory=dict)  # by role: ingress, dialog, egress
     next_chat: int = 0
+    monitoring_url: str = ""  # ingress's monitoring listener (/metrics, /healthz, /readyz)
 
     def items(self, n: int, prefix: str) -> list[tuple[str, tuple[int, int]]]:
         """n messages spread over the chats, continuing where the previous burst stopped; the tags
@@ -170,12 +171,18 @@ class Bench:
                 agent=str(ECHO_AGENT["name"]),
             )
             env = {**child_env(settings), **extra_env}  # extra_env: e.g. tracing on (bench/observability.py)
+            # Ingress's readiness is on its monitoring listener, never on the webhook port: a port
+            # of its own here (the settings' 0 would take one nobody knows; it logs at INFO only).
+            probes = free_port()
             ingress = spawn(
-                "ingress", [sys.executable, "-m", "omnibot.launcher", "run", "ingress"], self.log_dir, env
+                "ingress",
+                [sys.executable, "-m", "omnibot.launcher", "run", "ingress"],
+                self.log_dir,
+                {**env, "METRICS_PORT": str(probes)},
             )
             processes.append(ingress)
             ingress.start()
-            await wait_http(f"http://127.0.0.1:{port}/readyz", ingress)
+            await wait_http(f"http://127.0.0.1:{probes}/readyz", ingress)
             activated = await ops.channels.activate_channel(channel.id)
             if not activated.active:
                 raise RuntimeError(f"channel not activated: {activated.checks}")
@@ -209,7 +216,17 @@ class Bench:
             pids: dict[str, list[int]] = {}
             for process in processes:
                 pids.setdefault(process.name.rstrip("0123456789"), []).append(process.pid)
-            yield Deployment(settings, url, channel.id, chosen, mongo_url, split, inbound_mode, pids)
+            yield Deployment(
+                settings,
+                url,
+                channel.id,
+                chosen,
+                mongo_url,
+                split,
+                inbound_mode,
+                pids,
+                monitoring_url=f"http://127.0.0.1:{probes}",
+            )
         except BaseException:
             for process in processes:
                 print(f"--- {process.name} log: {process.log_tail()[-1500:]}", file=sys.stderr)

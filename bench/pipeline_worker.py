@@ -33,9 +33,12 @@ import aio_pika
 import msgspec
 import uvloop
 
+from omnibot.shared import metrics
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.deliveries import Cursor, MemoryDeliveryStore
+from omnibot.shared.logs import configure_logging
 from omnibot.shared.messages import chat_key
+from omnibot.shared.settings import Settings, load_settings
 from omnibot.shared.telemetry import configure_tracing, shutdown_tracing
 
 # Answers every customer message with its text: one reply per message, matched by its text.
@@ -170,14 +173,19 @@ async def _serve(run: Coroutine[Any, Any, None], ready: asyncio.Event, stop: asy
     await task
 
 
+def _configure_process(settings: Settings, role: str) -> None:
+    """What `omnibot run` sets up before its services: logging, metrics (off with
+    METRICS_ENABLED=false) and tracing (on only when OTEL_EXPORTER_OTLP_* is set)."""
+    configure_logging(settings.log_level, "text")
+    metrics.configure(enabled=settings.metrics_enabled)
+    configure_tracing(role)
+
+
 async def dialog(store: str, prefill: Prefill | None) -> None:
     from omnibot.dialog.service import serve_dialog
-    from omnibot.shared.logs import configure_logging
-    from omnibot.shared.settings import load_settings
 
     settings = load_settings()
-    configure_logging(settings.log_level, "text")
-    configure_tracing("dialog")  # as `omnibot run` does: on only when OTEL_EXPORTER_OTLP_* is set
+    _configure_process(settings, "dialog")
     chats = None
     if store == "memory":
         chats = EncodedChatStore()
@@ -195,12 +203,9 @@ async def dialog(store: str, prefill: Prefill | None) -> None:
 
 async def egress(store: str, prefill: Prefill | None) -> None:
     from omnibot.egress.service import serve_egress
-    from omnibot.shared.logs import configure_logging
-    from omnibot.shared.settings import load_settings
 
     settings = load_settings()
-    configure_logging(settings.log_level, "text")
-    configure_tracing("egress")
+    _configure_process(settings, "egress")
     deliveries = None
     if store == "memory":
         # Its cursors are scalar-only structs, which the garbage collector does not track.

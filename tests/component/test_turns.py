@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from omnibot.agents import engine
 from omnibot.dialog.catalog import AgentCatalog
@@ -71,7 +72,11 @@ async def no_fetch(call: engine.CallExternal) -> engine.ExternalResult:
 
 
 def runner(
-    chats: MemoryChatStore, published: Published, agents: Agents | None = None, fetch: Any = no_fetch
+    chats: MemoryChatStore,
+    published: Published,
+    agents: Agents | None = None,
+    fetch: Any = no_fetch,
+    inbox: Any = None,
 ) -> TurnRunner:
     async def lookup(channel_id: int) -> Channel | None:
         return channel() if channel_id == 1 else None
@@ -84,6 +89,7 @@ def runner(
         secrets=BOX,
         publish=published,
         fetch=fetch,
+        inbox=inbox,
         clock=lambda: 1_800_000_000.0,
     )
 
@@ -312,3 +318,57 @@ async def test_confirm_mode_gives_no_files_to_a_webhook_text_omnidesk_does_not_l
     await confirm_runner(chats, published, ListedCase()).handle(inbound(FORGED, "e1"))
     assert texts(published) == ["files=[]"]
     assert chats.chats["1:500"].state["variables"]["client_message"] == FORGED
+
+
+class LabelledInbox:
+    """Omnidesk's case as dialog reads it for a hand-back: the labels it carries (87: the bot's)."""
+
+    def __init__(self) -> None:
+        self.case_labels: set[int] = set()
+
+    async def read_case(self, channel: Channel, chat_id: str, after_id: int | None) -> Readback:
+        return Readback([], [])
+
+    async def labels(self, channel: Channel, chat_id: str) -> set[int]:
+        return set(self.case_labels)
+
+    async def bot_label(self, channel: Channel) -> int | None:
+        return 87
+
+
+def returned_to_bot() -> float:
+    return REGISTRY.get_sample_value("omnibot_chats_returned_to_bot_total") or 0.0
+
+
+async def test_a_hand_back_is_counted_once_however_often_its_turn_runs() -> None:
+    chats, published, inbox = MemoryChatStore(), Published(), LabelledInbox()
+    run = runner(chats, published, agents=Agents(TRANSFER_AGENT), inbox=inbox)
+    await run.handle(inbound("hi", "e1"))
+    await run.handle(inbound("4711", "e2"))
+    assert chats.chats["1:500"].owner == "operator"
+    before = returned_to_bot()
+    await run.handle(inbound("алло?", "e3"))  # no bot label on the case: the operator keeps it
+    assert returned_to_bot() == before
+
+    inbox.case_labels = {87}  # the operator put the bot label back
+    real_commit = chats.commit
+    raced = False
+
+    async def racing_commit(record: Any, expected: int) -> bool:
+        # Another writer first: the hand-back's commit conflicts and the turn runs again.
+        nonlocal raced
+        if not raced:
+            raced = True
+            await real_commit(msgspec.structs.replace(chats.chats["1:500"], version=expected + 1), expected)
+            return False
+        return await real_commit(record, expected)
+
+    chats.commit = racing_commit  # type: ignore[method-assign,assignment]
+    published.fail_next = True  # then committed, but the publish fails: the message comes back
+    with pytest.raises(TransientError):
+        await run.handle(inbound("снова я", "e4"))
+    assert raced
+    assert chats.chats["1:500"].owner == "bot"
+    await run.handle(inbound("снова я", "e4"))  # the redelivery
+    assert texts(published)[-1] == "Ваш номер?"  # the agent started afresh
+    assert returned_to_bot() == before + 1

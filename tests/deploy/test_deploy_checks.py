@@ -131,6 +131,14 @@ def test_docker_compose_config() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_compose_checks_every_role_on_its_monitoring_listener() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("ingress", "dialog", "egress", "admin"):
+        check = " ".join(services[name]["healthcheck"]["test"])
+        # METRICS_PORT inside the container; the webhook port (8080) serves no /readyz.
+        assert "http://127.0.0.1:9090/readyz" in check, (name, check)
+
+
 @pytest.mark.parametrize("target", ["base", "production"])
 def test_every_deployment_is_probed_sized_spread_and_budgeted(target: str) -> None:
     docs = rendered()[target]

@@ -13,6 +13,7 @@ import aio_pika
 import aiohttp
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 
 from omnibot.admin.service import serve_admin
 from omnibot.dialog.service import serve_dialog
@@ -20,6 +21,7 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.messages import SendText, encoder
+from omnibot.shared.metrics import TRANSFER_REASONS
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, declare_topology
 from omnibot.testkit.ports import free_port
@@ -37,6 +39,16 @@ from tests.harness import (
 
 TOKEN = "integration-admin-token-0123456789"
 SEED = {"event": "new_message", "message": {"kind": "text", "text": "Добрый день"}, "chat_id": "2000"}
+
+
+def handoff_counts() -> dict[str, float]:
+    """This process's `omnibot_transfers_total` by reason and `omnibot_chats_returned_to_bot_total`."""
+    counts = {
+        reason: REGISTRY.get_sample_value("omnibot_transfers_total", {"reason": reason}) or 0.0
+        for reason in (*TRANSFER_REASONS, "other")
+    }
+    counts["returned"] = REGISTRY.get_sample_value("omnibot_chats_returned_to_bot_total") or 0.0
+    return counts
 
 
 @dataclass
@@ -252,8 +264,12 @@ async def test_a_hand_transfer_does_what_the_transfer_slot_does_and_resume_bring
         async with aiohttp.ClientSession() as session:
             running = Running(admin_settings, state, url, session)
             chat = f"/channels/{channel['id']}/chats/{case}"
+            counted = handoff_counts()
             status, transferred = await running.call("POST", f"{chat}/transfer")
             assert (status, transferred["owner"]) == (200, "operator")
+            # Counted by the admin process, once: asking again changes nothing.
+            assert (await running.call("POST", f"{chat}/transfer"))[0] == 200
+            assert handoff_counts() == {**counted, "manual": counted["manual"] + 1}
             # egress left the operator a note and took the bot label off, as for the transfer slot.
             await state.wait_for(
                 lambda s: bool(s.notes(case)) and s.bot_label_id not in s.case(case).labels, 10
@@ -274,6 +290,12 @@ async def test_a_hand_transfer_does_what_the_transfer_slot_does_and_resume_bring
 
             status, resumed = await running.call("POST", f"{chat}/resume")
             assert (status, resumed["owner"]) == (200, "bot")
+            assert (await running.call("POST", f"{chat}/resume"))[0] == 200
+            assert handoff_counts() == {
+                **counted,
+                "manual": counted["manual"] + 1,
+                "returned": counted["returned"] + 1,
+            }
             await customer_says(url, "Снова я", case_id=case)
             # A fresh session: the agent starts again from its first slot.
             texts = await wait_bot_messages(state, case, 4)

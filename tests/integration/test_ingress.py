@@ -15,7 +15,7 @@ from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.testkit.channels import management
-from omnibot.testkit.services import ServiceTask
+from omnibot.testkit.services import ServiceTask, monitoring_listener
 from tests.harness import queued, setup_channel
 
 SEED = {
@@ -112,8 +112,23 @@ async def test_inactive_channel_accepts_nothing(
     assert await queued(settings, broker) == 0
 
 
-async def test_health_and_readiness(settings: Settings, ingress: dict[str, Any]) -> None:
+async def test_health_and_readiness_on_the_monitoring_listener(
+    settings: Settings, ingress: dict[str, Any]
+) -> None:
+    async with monitoring_listener(settings) as port, aiohttp.ClientSession() as session:
+        for path, body in (
+            ("/healthz", {"status": "alive"}),
+            ("/readyz", {"status": "ready", "services": {"ingress": True}}),
+        ):
+            async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                assert (response.status, await response.json()) == (200, body)
+
+
+async def test_webhook_port_serves_no_health_readiness_or_metrics(
+    settings: Settings, ingress: dict[str, Any]
+) -> None:
+    # That port faces the internet: these paths are unknown there, like any other.
     async with aiohttp.ClientSession() as session:
-        for path in ("/healthz", "/readyz"):
+        for path in ("/healthz", "/readyz", "/metrics"):
             async with session.get(settings.public_base_url + path) as response:
-                assert response.status == 200
+                assert response.status == 404, path

@@ -1,8 +1,8 @@
 """Metrics as Prometheus sees them: a real Prometheus server scraping `omnibot run all`.
 
 Also checks the exposition with `promtool check metrics`, that the webhook port serves no
-metrics, and that every metric the dashboard and the alerting rules name is one the process
-exports.
+metrics, health or readiness, and that every metric the dashboard and the alerting rules name is
+one the process exports.
 """
 
 from __future__ import annotations
@@ -199,8 +199,9 @@ async def test_prometheus_sees_a_sandbox_conversation(
     for family in ("omnibot_build_info", "process_resident_memory_bytes", "omnibot_queue_messages"):
         assert family in exposition
 
-    # The webhook port faces the internet: no metrics there.
-    assert await http_status(f"http://127.0.0.1:{settings.ingress_port}/metrics") == 404
+    # The webhook port faces the internet: no metrics, health or readiness there.
+    for path in ("/metrics", "/healthz", "/readyz"):
+        assert await http_status(f"http://127.0.0.1:{settings.ingress_port}{path}") == 404, path
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{metrics_port}/readyz") as ready:
             body = await ready.json()

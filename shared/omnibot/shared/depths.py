@@ -67,7 +67,10 @@ def record(depths: StageDepths) -> None:
 async def sample_depths(
     connection: AbstractRobustConnection, stage: Stage, stop: asyncio.Event, *, every_s: float = 10.0
 ) -> None:
-    """Keep the queue gauges of a stage fresh until `stop` (a worker runs this beside its work)."""
+    """Keep the queue gauges of a stage fresh until `stop` (a worker runs this beside its work).
+    With metrics off (METRICS_ENABLED=false) there is nothing to keep fresh: no reads at all."""
+    if not metrics.enabled():
+        return
     while not stop.is_set():
         try:
             record(await read_depths(connection, stage))

@@ -7,7 +7,9 @@ its domain's host, reasons and results from fixed sets; never a chat id, an e-ma
 
 The metrics live in the client library's process-wide registry because a process holds one
 listener for whatever services it runs (`omnibot run all`); recording costs a dictionary lookup
-and a lock, so it stays on even when nobody scrapes.
+and a lock, so it is on by default even when nobody scrapes. `METRICS_ENABLED=false` turns every
+`record_*` call into a return (`configure`, once per process, before its services start): what
+the benchmark compares against, and for whoever wants no metrics at all.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ DELIVERY_RESULTS: Final = ("delivered", "retried", "dead_lettered", "duplicate_s
 EXTERNAL_RESULTS: Final = ("ok", "error", "refused_by_policy", "timeout")
 TRANSFER_REASONS: Final = ("slot", "error", "loop", "label_removed", "manual")
 LEASE_CHANGES: Final = ("taken", "released", "lost", "fenced")
+
+
+class _Switch:
+    """Whether the `record_*` calls record (METRICS_ENABLED); process-wide, like the registry."""
+
+    on = True
+
+
+def configure(*, enabled: bool) -> None:
+    _Switch.on = enabled
+
+
+def enabled() -> bool:
+    return _Switch.on
+
 
 webhooks = Counter(
     "omnibot_webhooks", "Webhooks received by ingress, by channel and result.", ["channel", "result"]
@@ -98,6 +115,8 @@ queue_messages = Gauge(
     ["queue"],
 )
 dead_letters = Gauge("omnibot_dead_letters", "Messages waiting in a stage's dead-letter queue.", ["stage"])
+
+
 build_info = Gauge("omnibot_build_info", "Always 1; the labels say what runs.", ["version", "python"])
 build_info.labels(version=VERSION, python=platform.python_version()).set(1)
 
@@ -123,22 +142,30 @@ def stage_label(stage_name: str) -> str:
 
 
 def record_webhook(channel: str, result: str, reason: str | None = None) -> None:
+    if not _Switch.on:
+        return
     webhooks.labels(channel, result).inc()
     if reason is not None:
         webhook_rejections.labels(reason).inc()
 
 
 def record_turn(outcome: str, seconds: float) -> None:
+    if not _Switch.on:
+        return
     turns.labels(outcome).inc()
     turn_duration.observe(seconds)
 
 
 def record_delivery(kind: str, result: str, seconds: float) -> None:
+    if not _Switch.on:
+        return
     deliveries.labels(kind, result).inc()
     delivery_duration.observe(seconds)
 
 
 def record_reply_latency(seconds: float) -> None:
+    if not _Switch.on:
+        return
     if seconds >= 0:
         reply_latency.observe(seconds)
 
@@ -146,6 +173,8 @@ def record_reply_latency(seconds: float) -> None:
 def record_omnidesk_call(
     account: str, method: str, status: str, seconds: float, headers: Mapping[str, str] | None
 ) -> None:
+    if not _Switch.on:
+        return
     omnidesk_requests.labels(account, method, status).inc()
     omnidesk_request_duration.labels(account).observe(seconds)
     if headers is not None:
@@ -155,33 +184,47 @@ def record_omnidesk_call(
 
 
 def record_rate_limited(account: str) -> None:
+    if not _Switch.on:
+        return
     rate_limited.labels(account).inc()
 
 
 def record_transfer(reason: str) -> None:
+    if not _Switch.on:
+        return
     transfers.labels(reason if reason in TRANSFER_REASONS else "other").inc()
 
 
 def record_returned_to_bot() -> None:
+    if not _Switch.on:
+        return
     chats_returned_to_bot.inc()
 
 
 def record_external_request(result: str) -> None:
+    if not _Switch.on:
+        return
     external_requests.labels(result).inc()
 
 
 def record_partitions(stage: str, owned: int, total: int) -> None:
+    if not _Switch.on:
+        return
     label = stage_label(stage)
     partitions_owned.labels(label).set(owned)
     partitions.labels(label).set(total)
 
 
 def record_lease_change(stage: str, change: str, count: int = 1) -> None:
+    if not _Switch.on:
+        return
     if count > 0:
         partition_lease_changes.labels(stage_label(stage), change).inc(count)
 
 
 def record_queue_depths(depths: Mapping[str, int], dead: Mapping[str, int]) -> None:
+    if not _Switch.on:
+        return
     for queue, count in depths.items():
         queue_messages.labels(stage_label(queue)).set(count)
     for stage, count in dead.items():

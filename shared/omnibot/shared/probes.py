@@ -4,7 +4,8 @@ One listener per process, whatever services it runs (`omnibot run all` included)
 ingress's webhook port, which faces the internet. Services say whether they are ready through
 `ReadinessBoard.register`; the board is process-wide for the same reason the metrics registry is.
 `METRICS_PORT=0` takes any free port (logged), `off` serves nothing (tests and several processes
-on one machine).
+on one machine). With `METRICS_ENABLED=false` nothing is recorded and `/metrics` answers 404, so a
+scrape fails loudly (Prometheus's `up` is 0) instead of reading families that never move.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from omnibot.shared.metrics import enabled as metrics_enabled
 from omnibot.shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,8 @@ BOARD_KEY = web.AppKey("board", ReadinessBoard)
 
 
 async def metrics(_: web.Request) -> web.Response:
+    if not metrics_enabled():
+        return web.Response(status=404, text="metrics are off in this process (METRICS_ENABLED=false)\n")
     # The text exposition format: what Prometheus and `promtool check metrics` read.
     response = web.Response(body=generate_latest(REGISTRY))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -94,7 +98,8 @@ async def serve_probes(
     site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port, reuse_address=True)
     await site.start()
     port = _bound_port(runner, settings.metrics_port)
-    log.info("metrics listening on %s:%d (/metrics, /healthz, /readyz)", settings.metrics_host, port)
+    served = "/metrics, /healthz, /readyz" if metrics_enabled() else "/healthz, /readyz; metrics off"
+    log.info("metrics listening on %s:%d (%s)", settings.metrics_host, port, served)
     return port
 
 

@@ -67,6 +67,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # free port (logged), "off" serves none. Never the ingress port: that one faces the internet.
     metrics_host: str = "0.0.0.0"
     metrics_port: int | Literal["off"] = 9090
+    # false: no metric is recorded and /metrics answers 404 (/healthz and /readyz stay).
+    metrics_enabled: bool = True
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8090
     shutdown_timeout_s: float = 20.0

@@ -180,11 +180,12 @@ class TurnRunner:
                 record.recent_fingerprints, inbound.fingerprint, now, self._dedup_window_s
             )
 
+        handed_back = False
         if record.owner == "operator":
             if await self._handed_back(channel, record):
                 log.info("the case carries the bot label again: the chat is back with the bot")
-                metrics.record_returned_to_bot()
                 hand_back(record, restart=self._return_to_bot == "restart")
+                handed_back = True
             else:
                 spoken = take_operator_messages(record, read)
                 silent = await self._stay_silent(record, expected, inbound, texts, now, spoken)
@@ -194,6 +195,8 @@ class TurnRunner:
             record.recent_inbound = _remember(record.recent_inbound, inbound.event_id)
             if not await self._chats.commit(record, expected):
                 return None
+            if handed_back:
+                metrics.record_returned_to_bot()
             await self._chats.append_transcript(
                 transcript_lines(record.key, record.version, [], [], now, operator=spoken)
             )
@@ -209,6 +212,7 @@ class TurnRunner:
                 now,
                 last=index == len(texts) - 1,
                 operator=spoken if index == 0 else [],
+                handed_back=handed_back and index == 0,
             )
             if committed is None:
                 if index == 0:
@@ -304,9 +308,11 @@ class TurnRunner:
         *,
         last: bool,
         operator: Sequence[OperatorMessage],
+        handed_back: bool = False,
     ) -> ChatRecord | None:
         """One customer message through the agent. Returns the committed record, None on a conflict.
-        `operator`: what operators wrote before it, for the transcript of its first commit."""
+        `operator`: what operators wrote before it, for the transcript of its first commit;
+        `handed_back`: that commit also hands the chat back to the bot (counted once it commits)."""
         agent = await self._agents.get(record.agent_name, record.agent_version)
         ctx = self._context(channel, inbound, record)
         state = msgspec.convert(record.state, engine.ChatState) if record.state else None
@@ -322,7 +328,19 @@ class TurnRunner:
         if item.message_id:
             record.last_customer_message_id = item.message_id
         return await self._run(
-            channel, record, expected, inbound, agent, ctx, state, events, item.text, now, last, operator
+            channel,
+            record,
+            expected,
+            inbound,
+            agent,
+            ctx,
+            state,
+            events,
+            item.text,
+            now,
+            last,
+            operator,
+            handed_back=handed_back,
         )
 
     async def _resume(self, channel: Channel, record: ChatRecord, inbound: InboundMessage) -> None:
@@ -362,9 +380,16 @@ class TurnRunner:
         now: float,
         last: bool,
         operator: Sequence[OperatorMessage] = (),
+        *,
+        handed_back: bool = False,
     ) -> ChatRecord | None:
-        """Step the engine, commit and publish, and repeat for each external request it makes."""
+        """Step the engine, commit and publish, and repeat for each external request it makes.
+
+        Hand-overs and hand-backs are counted once the write that makes them commits: a turn
+        whose commit conflicts, or that fails and is redelivered, runs again and must not count
+        them twice."""
         first_commit = True
+        label_removed = False
         for _ in range(MAX_EXTERNAL_CALLS_PER_TURN + 1):
             effects: list[engine.Effect] = []
             for event in events:
@@ -396,7 +421,12 @@ class TurnRunner:
                 if first_commit:
                     return None
                 raise TransientError("the chat changed during an external request")
+            if first_commit and handed_back:
+                metrics.record_returned_to_bot()
             first_commit = False
+            if label_removed:
+                metrics.record_transfer("label_removed")
+                label_removed = False
             handoff = next((e for e in effects if isinstance(e, engine.Transfer)), None)
             if handoff is not None:
                 metrics.record_transfer(handoff.reason)
@@ -426,8 +456,8 @@ class TurnRunner:
             if label is not None:
                 # The seed's way: the agent removed the bot label itself. The case is the operator's.
                 log.info("the agent's external request removed the bot label: the chat goes to an operator")
-                metrics.record_transfer("label_removed")
                 hand_to_operator(record, transfer_seq=0, bot_label_id=label)
+                label_removed = True  # counted with the next commit, which writes it
             events = [result]
             customer_text, operator = None, ()
         raise PermanentError("the turn made too many external requests")

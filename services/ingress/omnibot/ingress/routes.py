@@ -1,7 +1,9 @@
-"""HTTP routes of ingress: the channels' webhook URLs and the health endpoints.
+"""HTTP routes of ingress: the channels' webhook URLs, and nothing else.
 
 A webhook is answered 200 only after RabbitMQ confirmed the persistent message; every refusal is a
 JSON 4xx and publishes nothing; a broker problem is a 503 so Omnidesk (or its operator) tries again.
+This port faces the internet: health, readiness and metrics are on the process's monitoring
+listener (`omnibot.shared.probes`, METRICS_PORT), and any other path here is a 404.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hmac
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -146,18 +148,12 @@ async def probe_webhook(request: web.Request) -> web.Response:
     return web.json_response({"status": "registered", "active": channel.active})
 
 
-async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "alive"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[PUBLISHER].is_ready
-    body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "broker": ready}
-    return web.json_response(body, status=200 if ready else 503)
+def readiness(publisher: Publisher) -> Callable[[], bool]:
+    """What ingress reports to the monitoring listener's /readyz: ready while the broker can
+    confirm publishes (a webhook would get a 503 otherwise)."""
+    return lambda: publisher.is_ready
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post(WEBHOOK_PATH, receive_webhook)
     app.router.add_get(WEBHOOK_PATH, probe_webhook)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 
 from omnibot.ingress.app import build_app
+from omnibot.ingress.routes import readiness
 from omnibot.shared import amqp
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
@@ -52,7 +53,7 @@ async def serve_ingress(
             ),
         )
         log.info("ingress listening on %s:%d", settings.ingress_host, settings.ingress_port)
-        stack.enter_context(BOARD.registered("ingress", lambda: publisher.is_ready))
+        stack.enter_context(BOARD.registered("ingress", readiness(publisher)))
         await stack.enter_async_context(announced(mongo[settings.mongodb_db], "ingress"))
         if ready is not None:
             ready.set()

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from omnibot.shared import metrics
 from omnibot.shared.probes import serve_probes
 from omnibot.shared.settings import Settings
 from omnibot.shared.telemetry import configure_tracing, shutdown_tracing
@@ -32,6 +33,7 @@ async def run_services(names: list[str], settings: Settings) -> None:
     """Run the named services until SIGTERM/SIGINT; if one fails, stop the others and re-raise.
 
     The process has one monitoring listener (metrics, health) and one tracer, whatever it runs."""
+    metrics.configure(enabled=settings.metrics_enabled)
     configure_tracing(names[0] if len(names) == 1 else "omnibot")
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -11,6 +11,7 @@ from typing import Any
 from omnibot.dialog.service import serve_dialog
 from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
+from omnibot.shared.probes import serve_probes
 from omnibot.shared.settings import Settings
 
 Serve = Callable[..., Coroutine[Any, Any, None]]
@@ -70,3 +71,15 @@ async def running_services(
                 failures.append(exc)
         if failures:
             raise failures[0]
+
+
+@contextlib.asynccontextmanager
+async def monitoring_listener(settings: Settings) -> AsyncIterator[int]:
+    """The monitoring listener (`/metrics`, `/healthz`, `/readyz`) that `omnibot run` serves beside
+    its services, for services run as tasks here; yields the port it listens on, the one the
+    system chose when METRICS_PORT is 0 (as the test settings have it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        port = await serve_probes(stack, settings)
+        if port is None:
+            raise ValueError("METRICS_PORT=off: there is no monitoring listener to serve")
+        yield port

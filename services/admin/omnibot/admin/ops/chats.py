@@ -2,7 +2,9 @@
 
 Transfer and resume write the chat record by the rules dialog follows (`omnibot.shared.chat_record`):
 a conditional commit on the record's version (read again when dialog wrote first), actions staged in
-the outbox before publishing.
+the outbox before publishing. Each is counted once its write commits, as dialog counts its own
+(`omnibot_transfers_total{reason="manual"}`, `omnibot_chats_returned_to_bot_total`), in the
+registry of the process that made it: the admin service's for the API and the console.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from omnibot.admin.ops.views import chat_summary, chat_view, page
 from omnibot.admin.schemas import DEFAULT_PAGE, MAX_PAGE, ChatSummary, ChatView, Page
 from omnibot.admin.validation import page_problems
 from omnibot.agents.handoff import transfer_summary
-from omnibot.shared import amqp, chat_record
+from omnibot.shared import amqp, chat_record, metrics
 from omnibot.shared.chats import ChatRecord
 from omnibot.shared.errors import TransientError
 from omnibot.shared.messages import OutboundAction, chat_key, encoder
@@ -91,6 +93,7 @@ class ChatOperations:
                 )
                 if not await self._ctx.chats.commit(changed, record.version):
                     continue  # dialog wrote first: read again
+                metrics.record_transfer("manual")
                 await self._note(changed, "handed to an operator by hand")
 
                 async def publish(outbound: OutboundAction) -> None:
@@ -123,6 +126,7 @@ class ChatOperations:
             changed = chat_record.next_version(record, keep_outbox=True)
             chat_record.hand_back(changed, restart=True)
             if await self._ctx.chats.commit(changed, record.version):
+                metrics.record_returned_to_bot()
                 await self._note(changed, "handed back to the bot by hand")
                 return await self.show_chat(channel_id, record.chat_id)
         raise Refused("conflict", ["the chat kept changing while it was being updated; try again"])
