@@ -1,7 +1,7 @@
 """Page load times of the web console with 10,000 chats (a script, not a test).
 
-Fills a fresh database with one channel, one agent, 10,000 chats (each with a short transcript)
-and some audit entries, starts the admin service in this process, signs in over HTTP and loads
+Fills a fresh database with one channel, one agent, 10,000 chats (each with a short transcript,
+its delivery cursor and its two delivered replies, over the last few days) and some audit entries, starts the admin service in this process, signs in over HTTP and loads
 every main page several times; prints the median and the slowest of each, slowest page first.
 The figures are server-side (request to last byte, on this machine's loopback), against the
 MongoDB-protocol server given (MONGODB_URL, else the local SecantusDB, which is far slower than
@@ -30,6 +30,7 @@ from omnibot.admin.service import serve_admin
 from omnibot.admin.users import MongoUserStore
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.crypto import SecretBox
+from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.devmongo import free_port
 from omnibot.shared.settings import Settings
 
@@ -52,6 +53,8 @@ async def fill(settings: Settings, chats: int) -> tuple[int, str]:
     now = time.time()
     batch: list[dict[str, object]] = []
     lines: list[dict[str, object]] = []
+    cursors: list[dict[str, object]] = []
+    replies = MongoDeliveryStore(db)
     for i in range(chats):
         key = f"{channel.id}:{100000 + i}"
         at = now - i * 30
@@ -76,13 +79,18 @@ async def fill(settings: Settings, chats: int) -> tuple[int, str]:
         ):
             line = TranscriptLine(chat=key, seq=1000 + n, role=role, text=text, at=at + n)  # type: ignore[arg-type]
             lines.append({"_id": f"{key}:{line.seq}", **msgspec.to_builtins(line)})
+        cursors.append({"_id": key, "seq": 2, "last_message_id": 0, "updated_at": at + 2})
+        for seq in (1, 2):
+            await replies.note_reply(f"{key}:{seq}", at + seq)
         if len(batch) >= 1000:
             await db.chats.insert_many(batch)
             await db.transcripts.insert_many(lines)
-            batch, lines = [], []
+            await db.delivery_cursors.insert_many(cursors)
+            batch, lines, cursors = [], [], []
     if batch:
         await db.chats.insert_many(batch)
         await db.transcripts.insert_many(lines)
+        await db.delivery_cursors.insert_many(cursors)
     await client.close()
     return channel.id, agent.name
 

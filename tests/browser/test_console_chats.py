@@ -124,6 +124,13 @@ async def test_an_operators_reply_is_a_line_of_the_conversation(page: Page, stac
     await expect(conversation.locator("li.msg").last).to_contain_text("Где мой заказ?")
     await expect(page.locator("#owner")).to_contain_text("operator")
 
+    # Today's replies: the bot's two texts; not the transfer's note, not the operator's reply.
+    await page.goto(stack.at("/"))
+    replies = page.locator("[data-figure=replies-today]")
+    await expect(replies).to_contain_text("Replies delivered today")
+    await expect(replies).to_contain_text("since midnight UTC")
+    await expect(replies.locator(".figure")).to_have_text("2")
+
 
 async def test_dead_letter_replay(page: Page, stack: Console) -> None:
     assert stack.sandbox is not None

@@ -201,3 +201,42 @@ async def test_the_bot_label_can_be_named_by_its_title(env: Env) -> None:
     await env.deliverer.deliver(action, attempt=1, maybe_done=False)
     assert env.state.bot_label_id not in env.state.case(env.case).labels
     assert any(r.path == "/api/labels.json" for r in env.state.requests)
+
+
+async def test_only_text_replies_are_noted_for_the_days_count_each_once(env: Env) -> None:
+    from aiohttp import web
+
+    from omnibot.shared.messages import SendFile
+
+    async def track(request: web.Request) -> web.Response:
+        return web.Response(body=b"%PDF-1.4", content_type="application/pdf")
+
+    app = web.Application()
+    app.router.add_get("/track.pdf", track)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await env.deliverer.deliver(env.text(1, "hello"), attempt=1, maybe_done=False)
+        await env.deliverer.deliver(env.text(1, "hello"), attempt=2, maybe_done=True)  # redelivered
+        file = SendFile(
+            action_id=f"1:{env.case}:2",
+            channel_id=1,
+            chat_id=str(env.case),
+            seq=2,
+            created_at=0,
+            url=f"http://127.0.0.1:{port}/track.pdf",
+            name="track.pdf",
+        )
+        await env.deliverer.deliver(file, attempt=1, maybe_done=False)
+        transfer = TransferToOperator(
+            action_id=f"1:{env.case}:3", channel_id=1, chat_id=str(env.case), seq=3, created_at=0, summary="s"
+        )
+        await env.deliverer.deliver(transfer, attempt=1, maybe_done=False)
+    finally:
+        await runner.cleanup()
+    assert [m.attachments[0].file_name for m in env.state.staff_messages(env.case)[1:]] == ["track.pdf"]
+    assert env.state.notes(env.case)  # the transfer's note is there, and not a reply
+    assert list(env.cursors.replies) == [f"1:{env.case}:1"]
+    assert await env.cursors.replies_since(0) == 1

@@ -4,11 +4,16 @@ Actions carry per-chat sequence numbers; egress performs action N only when the 
 and moves the cursor with a conditional write. That makes delivery idempotent (N ≤ cursor: done
 already) and ordered (N > cursor + 1: an earlier action is still on its way), whichever replica
 holds the message.
+
+Each text reply delivered is also noted with its time (`delivered_replies`, one document per
+action id, so a reply noted twice counts once; kept `REPLIES_KEPT_S`), for the console's count of
+the day's replies.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
@@ -16,6 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from omnibot.shared.mongo import Document
+
+REPLIES_KEPT_S = 2 * 86400  # today's count needs today's; a day more for time zones and late readers
 
 
 class Cursor(msgspec.Struct, kw_only=True, frozen=True):
@@ -32,10 +39,19 @@ class DeliveryStore(Protocol):
         """Move the cursor from `from_seq` to `to_seq`; False if it was not at `from_seq`."""
         ...
 
+    async def note_reply(self, action_id: str, at: float) -> None:
+        """A text reply was delivered at `at` (once per action id, however often it is noted)."""
+        ...
+
+    async def replies_since(self, since: float) -> int:
+        """How many text replies were delivered at or after `since`."""
+        ...
+
 
 class MongoDeliveryStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._cursors = db.delivery_cursors
+        self._replies = db.delivered_replies
 
     async def cursor(self, key: str) -> Cursor:
         doc = await self._cursors.find_one({"_id": key})
@@ -61,10 +77,21 @@ class MongoDeliveryStore:
         result = await self._cursors.update_one({"_id": key, "seq": from_seq}, {"$set": fields})
         return result.matched_count == 1
 
+    async def note_reply(self, action_id: str, at: float) -> None:
+        expires = datetime.fromtimestamp(at + REPLIES_KEPT_S, tz=UTC)
+        try:
+            await self._replies.insert_one({"_id": action_id, "at": at, "expires": expires})
+        except DuplicateKeyError:
+            pass  # noted by an earlier attempt of the same action
+
+    async def replies_since(self, since: float) -> int:
+        return int(await self._replies.count_documents({"at": {"$gte": since}}))
+
 
 class MemoryDeliveryStore:
     def __init__(self) -> None:
         self.cursors: dict[str, Cursor] = {}
+        self.replies: dict[str, float] = {}
 
     async def cursor(self, key: str) -> Cursor:
         return self.cursors.get(key, Cursor(key=key))
@@ -80,3 +107,9 @@ class MemoryDeliveryStore:
             updated_at=time.time(),
         )
         return True
+
+    async def note_reply(self, action_id: str, at: float) -> None:
+        self.replies.setdefault(action_id, at)
+
+    async def replies_since(self, since: float) -> int:
+        return sum(1 for at in self.replies.values() if at >= since)

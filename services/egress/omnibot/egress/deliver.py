@@ -120,6 +120,9 @@ class Deliverer:
                 raise
             if not force and not await self._deliveries.advance(key, cursor.seq, action.seq, message_id):
                 log.warning("the delivery cursor moved under us; another worker performed this action too")
+            if isinstance(action, SendText):
+                # Found done counts too: an earlier attempt delivered it (noted once per action).
+                await self._deliveries.note_reply(action.action_id, time.time())
             if self._on_done is not None:
                 await self._on_done(action)
             log.info("delivered")

@@ -84,7 +84,7 @@ RU: dict[str, str] = {
     "Active channels": "Активные каналы",
     "Chats today": "Чатов сегодня",
     "Transfers today": "Переводов сегодня",
-    "Replies delivered": "Доставлено ответов",
+    "Replies delivered today": "Ответов доставлено сегодня",
     "Dead letters waiting": "Ждут повторной отправки",
     "Last errors": "Последние ошибки",
     "unknown: RabbitMQ is unavailable": "неизвестно: RabbitMQ недоступен",
@@ -93,7 +93,6 @@ RU: dict[str, str] = {
         "Здесь пока пусто: создайте канал, чтобы подключить Omnidesk."
     ),
     "since midnight UTC": "с полуночи UTC",
-    "to Omnidesk, all time": "в Omnidesk, за всё время",
     "chat": "чат",
     "channel": "канал",
     # channels

@@ -2,9 +2,9 @@
 
 Read-only counts over the services' own collections: active channels, chats started since
 midnight UTC, transfers to an operator since then (the system lines dialog and management write
-into transcripts), replies delivered (egress's per-chat delivery cursors count the actions it
-performed in Omnidesk), and the chats whose last turn failed. Indexes of its own make these counts
-cheap with many chats.
+into transcripts), text replies delivered since then (egress notes each, `delivered_replies`:
+files, notes and transfers are not replies), and the chats whose last turn failed. Indexes make
+these counts cheap with many chats: each reads an index range of today's entries only.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import msgspec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.mongo import Document
 
 TRANSFER_PREFIXES = ("[transferred", "[handed to an operator")
@@ -32,7 +33,7 @@ class Today(msgspec.Struct, kw_only=True, frozen=True):
     active_channels: int
     chats_today: int
     transfers_today: int
-    replies_delivered: int
+    replies_today: int
     last_errors: list[ChatError]
 
 
@@ -44,6 +45,7 @@ def midnight_utc(now: float) -> float:
 class ConsoleStats:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
+        self._deliveries = MongoDeliveryStore(db)
 
     async def ensure_indexes(self) -> None:
         await self._db.chats.create_index([("created_at", ASCENDING)])
@@ -61,11 +63,7 @@ class ConsoleStats:
                 "$or": [{"text": {"$regex": "^" + _escape(p)}} for p in TRANSFER_PREFIXES],
             }
         )
-        delivered = 0
-        async for row in await self._db.delivery_cursors.aggregate(
-            [{"$group": {"_id": None, "seq": {"$sum": "$seq"}}}]
-        ):
-            delivered = int(row.get("seq") or 0)
+        replies = await self._deliveries.replies_since(since)
         cursor = (
             self._db.chats.find(
                 {"last_error": {"$gt": ""}},
@@ -79,7 +77,7 @@ class ConsoleStats:
             active_channels=int(active),
             chats_today=int(chats),
             transfers_today=int(transfers),
-            replies_delivered=delivered,
+            replies_today=replies,
             last_errors=last,
         )
 

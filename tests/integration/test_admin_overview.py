@@ -1,0 +1,33 @@
+"""The overview's "Replies delivered today": text replies egress delivered since midnight UTC, each
+once, from stored times (not yesterday's, not files, notes or transfers, not the cursors' totals)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from omnibot.admin.console.stats import ConsoleStats
+from omnibot.shared.deliveries import MongoDeliveryStore
+from omnibot.shared.mongo import ensure_indexes
+
+
+def at(hour: int, minute: int = 0, second: int = 0, day: int = 1) -> float:
+    return datetime(2026, 12, day, hour, minute, second, tzinfo=UTC).timestamp()
+
+
+async def test_replies_today_counts_todays_text_replies_once(db: AsyncDatabase[dict[str, Any]]) -> None:
+    await ensure_indexes(db)
+    replies = MongoDeliveryStore(db)
+    await replies.note_reply("1:7:1", datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC).timestamp())  # yesterday
+    await replies.note_reply("1:7:2", at(0, 0, 0))
+    await replies.note_reply("1:7:2", at(9, 0))  # the same reply noted again: still one
+    await replies.note_reply("1:8:5", at(11, 30))
+    # What egress's cursors count (files, notes and transfers among them) is not the figure.
+    await db.delivery_cursors.insert_one({"_id": "1:7", "seq": 40, "updated_at": at(11)})
+    stats = ConsoleStats(db)
+    await stats.ensure_indexes()
+
+    assert (await stats.today(at(12))).replies_today == 2  # 00:00:00 and 11:30, not 23:59:59 yesterday
+    assert (await stats.today(at(0, 0, 1, day=2))).replies_today == 0  # a new day
