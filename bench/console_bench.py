@@ -1,8 +1,9 @@
 """Page load times of the web console with 10,000 chats (a script, not a test).
 
 Fills a fresh database with one channel, one agent, 10,000 chats (each with a short transcript,
-its delivery cursor and its two delivered replies, over the last few days) and some audit entries, starts the admin service in this process, signs in over HTTP and loads
-every main page several times; prints the median and the slowest of each, slowest page first.
+its delivery cursor and its two delivered replies, over the last few days) and some audit
+entries, starts the admin service in this process, signs in over HTTP and loads every main page
+several times; prints the median and the slowest of each, slowest page first.
 The figures are server-side (request to last byte, on this machine's loopback), against the
 MongoDB-protocol server given (MONGODB_URL, else the local SecantusDB, which is far slower than
 real MongoDB: the figures are store-bound).

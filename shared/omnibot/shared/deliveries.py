@@ -12,6 +12,7 @@ the day's replies.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -79,10 +80,8 @@ class MongoDeliveryStore:
 
     async def note_reply(self, action_id: str, at: float) -> None:
         expires = datetime.fromtimestamp(at + REPLIES_KEPT_S, tz=UTC)
-        try:
+        with contextlib.suppress(DuplicateKeyError):  # noted by an earlier attempt of the same action
             await self._replies.insert_one({"_id": action_id, "at": at, "expires": expires})
-        except DuplicateKeyError:
-            pass  # noted by an earlier attempt of the same action
 
     async def replies_since(self, since: float) -> int:
         return int(await self._replies.count_documents({"at": {"$gte": since}}))

@@ -2,7 +2,8 @@
 
 `operation` maps the parsed arguments to a call on one area of `Management`; each call is written
 out, so mypy checks its name and arguments. Answers are typed; they become JSON (`--json`) or text
-only here, at the edge.
+only here, at the edge. A command that changed something is written to the audit log here, for
+all of them (`omnibot.launcher.audit` names the entry), as the console and the API do.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from msgspec import UNSET
 
 from omnibot.admin.operations import Management, Refused
 from omnibot.admin.schemas import ChannelChanges, ChannelView, ReplayResult
+from omnibot.launcher.audit import audit_entry, cli_actor
 from omnibot.launcher.exits import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from omnibot.launcher.render import json_text, render
 from omnibot.shared.errors import OmnibotError
@@ -26,6 +28,8 @@ from omnibot.shared.settings import Settings
 
 Answer = msgspec.Struct | bytes
 Operation = Callable[[Management], Awaitable[Answer]]
+# The audit entry (action, target, detail) of an answer; None: nothing changed.
+Audit = Callable[[Answer], tuple[str, str, str] | None]
 
 
 class Command(NamedTuple):
@@ -202,8 +206,10 @@ def _read_llm_api_key() -> str:
     return key
 
 
-async def with_management(settings: Settings, call: Operation) -> Answer:
-    """Open what the operations need (MongoDB; RabbitMQ on first use), run the call, close."""
+async def with_management(settings: Settings, call: Operation, audit: Audit | None = None) -> Answer:
+    """Open what the operations need (MongoDB; RabbitMQ on first use), run the call, put what it
+    changed in the audit log (a refused call raises: it changed nothing), close."""
+    from omnibot.admin.audit import MongoAuditLog
     from omnibot.admin.broker import BrokerLink
     from omnibot.shared.channels import verify_secret_key
     from omnibot.shared.crypto import SecretBox, dev_secret_key
@@ -216,7 +222,11 @@ async def with_management(settings: Settings, call: Operation) -> Answer:
         db = client[settings.mongodb_db]
         await ensure_indexes(db)
         await verify_secret_key(db, box)
-        return await call(Management(db, box, settings, broker=broker))
+        answer = await call(Management(db, box, settings, broker=broker))
+        entry = audit(answer) if audit is not None else None
+        if entry is not None:
+            await MongoAuditLog(db).record(cli_actor(), *entry)
+        return answer
     finally:
         await broker.close()
         await client.close()
@@ -230,7 +240,15 @@ def manage(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         command = operation(args)
-        result = asyncio.run(with_management(settings, command.call))
+        result = asyncio.run(
+            with_management(
+                settings,
+                command.call,
+                lambda answer: audit_entry(
+                    args, answer if isinstance(answer, bytes) else msgspec.to_builtins(answer)
+                ),
+            )
+        )
     except UsageError as exc:
         print(f"omnibot: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,8 +3,8 @@
 `create --email E --role admin|viewer --password-stdin`, `list`, `set-role`, `disable`, `enable`,
 `reset-password --password-stdin`. The password is read from standard input (one line; asked for
 without echo on a terminal), never from an argument, so it stays out of shell history and `ps`.
-Each change goes into the audit log with the actor `cli`. Runs against MongoDB directly, with the
-services' environment; no service needs to run.
+Each change goes into the audit log with the actor `cli:<the OS user>`. Runs against MongoDB
+directly, with the services' environment; no service needs to run.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def _read_password() -> str:
 async def _run(args: argparse.Namespace, settings: Settings, password: str) -> Any:
     from omnibot.admin.audit import MongoAuditLog
     from omnibot.admin.users import MongoUserStore
+    from omnibot.launcher.audit import cli_actor
     from omnibot.shared.mongo import open_client
 
     client = open_client(settings)
@@ -84,7 +85,7 @@ async def _run(args: argparse.Namespace, settings: Settings, password: str) -> A
         else:
             done = await users.reset_password(args.email, password)
             detail = ""
-        await audit.record("cli", f"user.{action.replace('-', '_')}", done.email, detail)
+        await audit.record(cli_actor(), f"user.{action.replace('-', '_')}", done.email, detail)
         return msgspec.to_builtins(done)
     finally:
         await client.close()
