@@ -182,8 +182,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", ""))
     account = normalise_email(email)
     address = request.remote or "unknown"
-    now = time.monotonic()
-    wait = console.throttle.wait_s(account, address, now)
+    now = time.time()  # wall-clock: the counts are shared by every replica
+    wait = await console.throttle.wait_s(account, address, now)
     if wait > 0:
         log.warning("console: sign-in for an account throttled (%.0f s to wait)", wait)
         return _sign_in_form(
@@ -194,10 +194,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         )
     user = await console.users.authenticate(account, password)
     if user is None:
-        console.throttle.failed(account, address, time.monotonic())
+        await console.throttle.failed(account, address, time.time())
         log.info("console: a sign-in failed")
         return _sign_in_form(request, email=email, problem=visitor.t("Wrong e-mail or password."), status=401)
-    console.throttle.succeeded(account)
+    await console.throttle.succeeded(account)
     token, _ = await console.sessions.open(user.email, user.generation)
     await console.audit.record(user.email, "user.sign_in", user.email)
     response = web.HTTPSeeOther(local_path(str(form.get("next", "/"))))

@@ -8,7 +8,7 @@ user, the language switch, the CSRF token for forms).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -20,7 +20,7 @@ from omnibot.admin.console.i18n import Language, translate
 from omnibot.admin.console.render import age, page
 from omnibot.admin.console.sessions import MongoSessionStore, Session
 from omnibot.admin.console.stats import ConsoleStats
-from omnibot.admin.console.throttle import SignInThrottle
+from omnibot.admin.console.throttle import MongoSignInThrottle
 from omnibot.admin.operations import Management
 from omnibot.admin.users import MongoUserStore, User
 from omnibot.shared.crypto import SecretBox
@@ -47,7 +47,7 @@ class Console:
     box: SecretBox
     settings: Settings
     templates: jinja2.Environment
-    throttle: SignInThrottle = field(default_factory=SignInThrottle)
+    throttle: MongoSignInThrottle
 
     @classmethod
     def build(
@@ -64,6 +64,7 @@ class Console:
             box=box,
             settings=settings,
             templates=build_environment(),
+            throttle=MongoSignInThrottle(db),
         )
 
     async def ensure_indexes(self) -> None:
@@ -71,6 +72,7 @@ class Console:
         await self.sessions.ensure_indexes()
         await self.audit.ensure_indexes()
         await self.stats.ensure_indexes()
+        await self.throttle.ensure_indexes()
 
 
 @dataclass

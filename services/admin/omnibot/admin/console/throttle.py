@@ -1,55 +1,85 @@
-"""Slowing down repeated wrong passwords, per account and per address. Pure, clock passed in.
+"""Slowing down repeated wrong passwords, per account and per address, for every admin replica.
 
 After `FREE_FAILURES` wrong attempts within `WINDOW_S`, each further attempt for that account or
 from that address must wait `BASE_DELAY_S * 2^(extra failures)` (capped at `MAX_DELAY_S`) after the
 last failure; an attempt made sooner is refused without the password being checked. A success
 clears the account's count (not the address's: one right password must not unlock guessing at
-other accounts from the same address). Kept in memory: each admin replica counts on its own.
+other accounts from the same address).
+
+The counts live in MongoDB (`sign_in_failures`, one document per account and per address), so
+replicas behind one address share them: a failure is one atomic increment (or a fresh count when
+the last one is older than the window), and MongoDB forgets a count `WINDOW_S` after its last
+failure. Times are wall-clock seconds (replicas compare them). `wait_for` is the policy, pure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from omnibot.shared.mongo import Document
 
 FREE_FAILURES = 3
 BASE_DELAY_S = 2.0
 MAX_DELAY_S = 300.0
 WINDOW_S = 900.0
-MAX_KEYS = 100_000
+_RACES = 5  # a fresh count started by another replica in between: count on theirs
 
 
-@dataclass
-class _Failures:
-    count: int
-    last: float
+def wait_for(count: int, last: float, now: float) -> float:
+    """Seconds still to wait after `count` failures, the last at `last` (0: an attempt may be made)."""
+    if count < FREE_FAILURES or now - last > WINDOW_S:
+        return 0.0
+    delay = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** (count - FREE_FAILURES))
+    return float(max(0.0, last + delay - now))
 
 
-class SignInThrottle:
-    def __init__(self) -> None:
-        self._failures: dict[str, _Failures] = {}
+def _keys(account: str, address: str) -> tuple[str, str]:
+    return f"a:{account}", f"ip:{address}"
 
-    def wait_s(self, account: str, address: str, now: float) -> float:
+
+class MongoSignInThrottle:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._failures = db.sign_in_failures
+
+    async def ensure_indexes(self) -> None:
+        await self._failures.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
+
+    async def wait_s(self, account: str, address: str, now: float) -> float:
         """Seconds until an attempt for this account from this address is allowed (0: now)."""
-        return max(self._wait(f"a:{account}", now), self._wait(f"ip:{address}", now))
+        waits = [
+            wait_for(int(doc.get("count") or 0), float(doc.get("last") or 0.0), now)
+            async for doc in self._failures.find({"_id": {"$in": list(_keys(account, address))}})
+        ]
+        return max(waits, default=0.0)
 
-    def failed(self, account: str, address: str, now: float) -> None:
-        if len(self._failures) > MAX_KEYS:
-            self._forget(now)
-        for key in (f"a:{account}", f"ip:{address}"):
-            entry = self._failures.get(key)
-            if entry is None or now - entry.last > WINDOW_S:
-                entry = _Failures(0, now)
-            self._failures[key] = _Failures(entry.count + 1, now)
+    async def failed(self, account: str, address: str, now: float) -> None:
+        for key in _keys(account, address):
+            await self._count(key, now)
 
-    def succeeded(self, account: str) -> None:
-        self._failures.pop(f"a:{account}", None)
+    async def succeeded(self, account: str) -> None:
+        await self._failures.delete_one({"_id": _keys(account, "")[0]})
 
-    def _wait(self, key: str, now: float) -> float:
-        entry = self._failures.get(key)
-        if entry is None or entry.count < FREE_FAILURES or now - entry.last > WINDOW_S:
-            return 0.0
-        delay = min(MAX_DELAY_S, BASE_DELAY_S * 2 ** (entry.count - FREE_FAILURES))
-        return float(max(0.0, entry.last + delay - now))
-
-    def _forget(self, now: float) -> None:
-        self._failures = {k: v for k, v in self._failures.items() if now - v.last <= WINDOW_S}
+    async def _count(self, key: str, now: float) -> None:
+        expires = datetime.fromtimestamp(now + WINDOW_S, tz=UTC)
+        stale = now - WINDOW_S
+        for _ in range(_RACES):
+            counted = await self._failures.update_one(
+                {"_id": key, "last": {"$gte": stale}},
+                {"$inc": {"count": 1}, "$max": {"last": now}, "$set": {"expires": expires}},
+            )
+            if counted.matched_count:
+                return
+            try:
+                # None yet, or only one from before the window: this failure starts a new count.
+                await self._failures.replace_one(
+                    {"_id": key, "last": {"$lt": stale}},
+                    {"count": 1, "last": now, "expires": expires},
+                    upsert=True,
+                )
+                return
+            except DuplicateKeyError:
+                continue  # another replica counted one in between: add to theirs
