@@ -15,8 +15,7 @@ from pymongo import AsyncMongoClient
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology
-from omnibot.testkit.channels import management, set_up_channel  # noqa: F401 - management: for tests/chaos
-from omnibot.testkit.processes import child_env as settings_env  # noqa: F401 - for tests/chaos until it uses the kit
+from omnibot.testkit.channels import set_up_channel
 from omnibot.testkit.sandbox import SandboxClient
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -24,10 +24,11 @@ from omnibot.egress.service import serve_egress
 from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.channels import management
+from omnibot.testkit.ports import free_port
 from omnibot.testkit.sandbox import running_sandbox
 from omnibot.testkit.services import ServiceTask
-from tests.conftest import free_port
-from tests.harness import FIXTURES, management
+from tests.harness import FIXTURES
 
 ADMIN = ("lead@example.com", "admin-password-1")
 VIEWER = ("watcher@example.com", "viewer-password-1")

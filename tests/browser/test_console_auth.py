@@ -8,8 +8,9 @@ from playwright.async_api import Browser, Page, expect
 from pymongo import AsyncMongoClient
 
 from omnibot.admin.users import MongoUserStore
+from omnibot.testkit.channels import management
 from tests.browser.console_kit import ADMIN, VIEWER, Console, console, demo_channel, sign_in
-from tests.harness import FIXTURES, management
+from tests.harness import FIXTURES
 
 __all__ = ["console"]
 

@@ -8,8 +8,8 @@ from playwright.async_api import Page, expect
 
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.crypto import SecretBox
+from omnibot.testkit.channels import management
 from tests.browser.console_kit import Console, console, demo_channel, sign_in
-from tests.harness import management
 
 __all__ = ["console"]
 

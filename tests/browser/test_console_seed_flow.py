@@ -10,8 +10,9 @@ from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from omnibot.testkit.channels import management
 from tests.browser.console_kit import Console, sign_in, stack
-from tests.harness import FIXTURES, add_rules, customer_says, management, wait_bot_messages
+from tests.harness import FIXTURES, add_rules, customer_says, wait_bot_messages
 
 __all__ = ["stack"]
 

@@ -21,10 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -34,18 +30,20 @@ from typing import Any
 
 import aio_pika
 import aiohttp
+import msgspec
 
 from omnibot.shared.crypto import generate_key
 from omnibot.shared.devmongo import start_server, wait_until_up
 from omnibot.shared.settings import Settings
 from omnibot.shared.topology import Topology, delete_topology
+from omnibot.testkit.channels import management
+from omnibot.testkit.ports import free_port
+from omnibot.testkit.processes import ChildProcess, ServiceProcess, child_env
+from omnibot.testkit.sandbox import SandboxClient, SandboxProcess
 from tests.chaos.nodes import RabbitNode
-from tests.conftest import free_port
-from tests.harness import ROOT, management, settings_env
 from tests.tcpproxy import TcpProxy
 
 AGENT_FILE = Path(__file__).parent / "agents" / "echo.json"
-LOG_TAIL_LINES = 30
 EVIDENCE = {
     "dialog": ("redelivered message", "republishing", "retrying in"),
     "egress": ("found in Omnidesk already", "already performed", "retrying in"),
@@ -65,139 +63,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what:
         if time.monotonic() > deadline:
             raise ChaosError(f"{what} did not happen within {timeout:.0f}s")
         await asyncio.sleep(POLL_S)
-
-
-class Process:
-    """One OS process writing its output to a log file (appended to across restarts)."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = log_path
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-            )
-
-    def adopt(self, popen: subprocess.Popen[bytes]) -> None:
-        """A process started elsewhere (the MongoDB-protocol server's own helper starts it)."""
-        self.popen = popen
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, no acknowledgement, no goodbye to the broker or the database."""
-        if self.popen is not None and self.running:
-            self.popen.send_signal(signal.SIGKILL)
-            self.popen.wait(10)
-
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time."""
-        if self.popen is None or not self.running:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time used so far (0 once it is gone), from /proc."""
-        if self.popen is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            return 0.0
-        # After the command name: state is field 3, utime and stime are fields 14 and 15 (proc(5)).
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    async def wait_log(self, fragment: str, timeout: float = 30) -> None:
-        """Wait until the log contains `fragment`; fail at once if the process exits first."""
-
-        async def logged() -> bool:
-            if fragment in self.log_text():
-                return True
-            if not self.running:
-                raise ChaosError(f"{self.name} exited before logging {fragment!r}:\n{self.tail()}")
-            return False
-
-        await eventually(logged, timeout, f"{self.name} logging {fragment!r}")
-
-    async def wait_log_count(self, fragment: str, count: int, timeout: float) -> None:
-        """Wait until the log contains `fragment` at least `count` times."""
-
-        async def logged() -> bool:
-            return self.log_text().count(fragment) >= count
-
-        await eventually(logged, timeout, f"{self.name} logging {fragment!r} {count} times")
-
-
-class Sandbox:
-    """The `/sandbox` control API of the sandbox process, as the chaos suite uses it."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
-        self.http = http
-        self.url = url
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        async with self.http.request(method, f"{self.url}{path}", json=body) as response:
-            if response.status >= 300:
-                raise ChaosError(f"sandbox {method} {path}: {response.status} {await response.text()}")
-            return await response.json()
-
-    async def info(self) -> dict[str, Any]:
-        answer: dict[str, Any] = await self._call("GET", "/sandbox")
-        return answer
-
-    async def customer_message(self, text: str, case_id: int | None, user: dict[str, str]) -> dict[str, Any]:
-        """The customer writes: stored in the case (created if None); no rule fires (none is set)."""
-        body: dict[str, Any] = {"text": text, "user": user}
-        if case_id is not None:
-            body["case_id"] = case_id
-        answer: dict[str, Any] = await self._call("POST", "/sandbox/customer-messages", body)
-        return answer
-
-    async def case(self, case_id: int) -> dict[str, Any]:
-        answer: dict[str, Any] = await self._call("GET", f"/sandbox/cases/{case_id}")
-        return answer
-
-    async def set_rate_limit(self, per_minute: int) -> None:
-        await self._call("POST", "/sandbox/rate-limit", {"per_minute": per_minute})
-
-    async def add_fault(self, body: dict[str, Any]) -> None:
-        await self._call("POST", "/sandbox/faults", body)
-
-    async def pending_faults(self) -> list[dict[str, Any]]:
-        answer: list[dict[str, Any]] = (await self._call("GET", "/sandbox/faults"))["faults"]
-        return answer
-
-    async def start_outage(self, seconds: float, status: int) -> None:
-        await self._call("POST", "/sandbox/outage", {"seconds": seconds, "status": status})
-
-    async def outage(self) -> dict[str, Any] | None:
-        answer: dict[str, Any] | None = (await self._call("GET", "/sandbox/outage"))["outage"]
-        return answer
 
 
 class Cluster:
@@ -244,21 +109,18 @@ class Cluster:
             # Every process of the cluster on its own free port: the default 9090 is one per machine.
             metrics_port=0,
         )
-        self.env = settings_env(self.settings)
-        self.sandbox = Sandbox(http, f"http://127.0.0.1:{sandbox_port}")
-        self.mongo = Process("mongo", [], {}, log_dir / "mongo.log")
-        self.processes: list[Process] = [self.mongo]  # everything ever started, for the logs
-        self.replicas: dict[str, list[Process]] = {"dialog": [], "egress": []}
+        self.sandbox_process = SandboxProcess(
+            sandbox_port, log_dir / "sandbox.log", env=child_env(self.settings)
+        )
+        self.sandbox = SandboxClient(http, self.sandbox_process.url)
+        # Started by the MongoDB-protocol server's own helper, adopted (start_mongo).
+        self.mongo = ChildProcess("mongo", [], log_dir / "mongo.log")
+        self.processes: list[ChildProcess] = [self.mongo]  # everything ever started, for the logs
+        self.replicas: dict[str, list[ChildProcess]] = {"dialog": [], "egress": []}
         self._numbers = itertools.count(1)
         self.webhook_url = ""
 
     # -- starting ----------------------------------------------------------------------------
-
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
-        process = Process(name, argv, env or self.env, self.log_dir / f"{name}.log")
-        process.start()
-        self.processes.append(process)
-        return process
 
     def amqp_url_for(self, number: int) -> str:
         """Every node, the list starting at another one for each process (as a client library
@@ -271,44 +133,34 @@ class Cluster:
         shift = number % len(urls)
         return ",".join(urls[shift:] + urls[:shift])
 
-    async def _service(self, kind: str) -> Process:
+    async def _service(self, kind: str) -> ServiceProcess:
         number = next(self._numbers)
         name = f"{kind}-{number}"
-        env = {**self.env, "AMQP_URL": self.amqp_url_for(number)}
+        settings = msgspec.structs.replace(self.settings, amqp_url=self.amqp_url_for(number))
         if self.mongo_proxies is not None and kind in ("dialog", "egress"):
             proxy = await TcpProxy("127.0.0.1", self.mongo_port).start()
             self.mongo_proxies[name] = proxy
             # directConnection: the server announces itself as a replica-set member at its own
             # address, and a client following that would go round the proxy.
-            env["MONGODB_URL"] = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"
-        return self._spawn(name, [sys.executable, "-m", "omnibot.launcher", "run", kind], env)
+            mongodb_url = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true"
+            settings = msgspec.structs.replace(settings, mongodb_url=mongodb_url)
+        process = ServiceProcess(kind, settings, self.log_dir, name=name)
+        self.processes.append(process)
+        return process
 
     async def start(self) -> None:
         for proxy in self.node_proxies:
             await proxy.start()
         self.start_mongo()
-        sandbox = self._spawn(
-            "sandbox",
-            [
-                sys.executable,
-                "-m",
-                "omnibot.launcher",
-                "sandbox",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.settings.sandbox_port),
-            ],
-        )
+        self.processes.append(self.sandbox_process.start())
         await asyncio.to_thread(wait_until_up, self.mongo_port, self.mongo.popen, 30)
         ingress = await self._service("ingress")
         for kind in ("dialog", "dialog", "egress", "egress"):
             self.replicas[kind].append(await self._service(kind))
-        await sandbox.wait_log("Omnidesk sandbox on", 30)
+        info = await self.sandbox_process.wait_up(self.sandbox, 30)
         await ingress.wait_log("ingress listening", 60)
         for replica in self.replicas["dialog"] + self.replicas["egress"]:
             await replica.wait_log("consuming", 60)
-        info = await self.sandbox.info()
         # Far above the stream's needs: this suite is about faults, not about Omnidesk's limits.
         await self.sandbox.set_rate_limit(1_000_000)
         self.webhook_url = await self._create_channel(info)
@@ -337,7 +189,7 @@ class Cluster:
 
     # -- replicas ----------------------------------------------------------------------------
 
-    async def busiest(self, kind: str, window_s: float = 1.0) -> Process:
+    async def busiest(self, kind: str, window_s: float = 1.0) -> ChildProcess:
         """The replica of `kind` that used most CPU over a short window: the one doing work now.
 
         Which replica handles which partitions is the replicas' business (single-active-consumer,
@@ -349,7 +201,7 @@ class Cluster:
         used = [r.cpu_seconds() - b for r, b in zip(replicas, before, strict=True)]
         return replicas[used.index(max(used))]
 
-    async def replace(self, victim: Process) -> Process:
+    async def replace(self, victim: ChildProcess) -> ChildProcess:
         """Start a replacement for a dead replica (what Kubernetes does) and wait until it consumes."""
         kind = victim.name.split("-")[0]
         self.replicas[kind].remove(victim)
@@ -365,7 +217,7 @@ class Cluster:
         parts = []
         for process in self.processes:
             state = "running" if process.running else "exited/killed"
-            parts.append(f"----- {process.name} ({state}) {process.log_path} -----\n{process.tail()}")
+            parts.append(f"----- {process.name} ({state}) {process.log_path} -----\n{process.log_tail()}")
         return "\n".join(parts)
 
     def evidence(self) -> Counter[str]:
@@ -385,15 +237,11 @@ class Cluster:
         # The nodes are the fixture's: it stops them after this, whatever happened.
         for proxy in self.node_proxies:
             proxy.restore()
-        services = [p for p in self.processes if p.name != "mongo"]
-        for process in services:  # SIGTERM all first, so they stop in parallel
-            if process.running and process.popen is not None:
-                process.popen.send_signal(signal.SIGTERM)
-        for process in services:
-            await asyncio.to_thread(process.stop, 15)
+        services = [p for p in self.processes if p is not self.mongo]
+        await asyncio.gather(*(process.stop(15) for process in services))  # in parallel
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._delete_topology(), 30)
-        self.mongo.stop()
+        await self.mongo.stop(15)
         for proxy in [*self.node_proxies, *(self.mongo_proxies or {}).values()]:
             await proxy.close()
 
@@ -463,7 +311,7 @@ async def restart_broker(cluster: Cluster) -> str:
 
 
 async def restart_database(cluster: Cluster) -> str:
-    await asyncio.to_thread(cluster.mongo.stop, 15)
+    await cluster.mongo.stop(15)
     await asyncio.sleep(DATABASE_DOWN_S)  # deliberate: the database stays down this long
     cluster.start_mongo()
     await asyncio.to_thread(wait_until_up, cluster.mongo_port, cluster.mongo.popen, 30)
@@ -486,7 +334,7 @@ async def omnidesk_outage(cluster: Cluster) -> str:
 BLACKHOLE_S = 15.0  # over twice the lease (6 s): the leases lapse and the others take over
 
 
-def held_partitions(process: Process) -> set[int]:
+def held_partitions(process: ChildProcess) -> set[int]:
     """The partitions a replica consumes now, from its own log (took / handed back / fenced)."""
     held: set[int] = set()
     for line in process.log_text().splitlines():
@@ -511,10 +359,10 @@ async def blackhole_dialog_from_mongodb(cluster: Cluster) -> str:
     taken_before = other.log_text().count(" took partition ")
     proxy.blackhole()
     try:
-        await victim.wait_log_count("fencing partition", fenced_before + len(held), BLACKHOLE_S)
-        await other.wait_log_count(" took partition ", taken_before + len(held), BLACKHOLE_S)
+        await victim.wait_log("fencing partition", BLACKHOLE_S, count=fenced_before + len(held))
+        await other.wait_log(" took partition ", BLACKHOLE_S, count=taken_before + len(held))
         if not victim.running:
-            raise ChaosError(f"{victim.name} died instead of fencing itself:\n{victim.tail()}")
+            raise ChaosError(f"{victim.name} died instead of fencing itself:\n{victim.log_tail()}")
         took = held_partitions(other)
         await asyncio.sleep(max(0.0, BLACKHOLE_S - 8))  # deliberate: stays cut off a while longer
     finally:

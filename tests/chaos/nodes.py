@@ -20,7 +20,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from tests.conftest import free_port
+from omnibot.testkit.ports import free_port
 
 CTL_TIMEOUT_S = 120.0
 STARTED: dict[str, RabbitNode] = {}

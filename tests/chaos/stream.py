@@ -23,7 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.chaos.cluster import POLL_S, ChaosError, Sandbox
+from omnibot.testkit.sandbox import SandboxClient
+from tests.chaos.cluster import POLL_S, ChaosError
 
 WEBHOOK_TIMEOUT_S = 10.0  # one webhook POST; ingress answers after the broker confirmed
 WEBHOOK_GIVE_UP_S = 90.0  # a message whose webhook is refused this long fails the run
@@ -68,7 +69,7 @@ class CustomerStream:
     def __init__(
         self,
         http: aiohttp.ClientSession,
-        sandbox: Sandbox,
+        sandbox: SandboxClient,
         webhook_url: str,
         chats: list[Chat],
         pace_s: float,
@@ -95,7 +96,7 @@ class CustomerStream:
 
     async def _say(self, chat: Chat, text: str) -> None:
         user = {"name": chat.name, "email": f"{chat.name}@example.com"}
-        stored = await self._sandbox.customer_message(text, chat.case_id, user)
+        stored = await self._sandbox.customer_message(text, user=user, case_id=chat.case_id)
         chat.case_id, chat.user_id = int(stored["case_id"]), int(stored["user_id"])
         await self._deliver(webhook_body(chat, text))
         chat.sent.append(text)
@@ -141,7 +142,7 @@ class ChatOutcome:
         return self.replies == self.chat.expected() and self.notes == 0
 
 
-async def outcome_of(sandbox: Sandbox, chat: Chat) -> ChatOutcome:
+async def outcome_of(sandbox: SandboxClient, chat: Chat) -> ChatOutcome:
     if chat.case_id is None:
         return ChatOutcome(chat, [], 0)
     case = await sandbox.case(chat.case_id)
@@ -150,7 +151,7 @@ async def outcome_of(sandbox: Sandbox, chat: Chat) -> ChatOutcome:
 
 
 async def wait_drained(
-    sandbox: Sandbox, chats: list[Chat], timeout: float
+    sandbox: SandboxClient, chats: list[Chat], timeout: float
 ) -> tuple[list[ChatOutcome], float | None]:
     """Poll the sandbox until every chat has exactly its expected replies, or the time runs out.
 

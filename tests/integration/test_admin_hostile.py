@@ -26,8 +26,8 @@ from omnibot.sandbox.state import SandboxState
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.chats import ChatRecord, MongoChatStore, TranscriptLine
 from omnibot.shared.settings import Settings
+from omnibot.testkit.ports import free_port
 from omnibot.testkit.services import ServiceTask
-from tests.conftest import free_port
 from tests.harness import FIXTURES
 
 TOKEN = "hostile-admin-token-0123456789abcdef"

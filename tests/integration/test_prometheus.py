@@ -23,8 +23,8 @@ import pytest
 
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
+from omnibot.testkit.ports import free_port
 from omnibot.testkit.processes import ServiceProcess
-from tests.conftest import free_port
 from tests.harness import ROOT, add_rules, customer_says, setup_channel, wait_bot_messages
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs Debian's prometheus")

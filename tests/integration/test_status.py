@@ -13,9 +13,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from omnibot.admin.service import serve_admin
 from omnibot.shared.account_errors import AccountErrorLog
+from omnibot.testkit.ports import free_port
 from omnibot.testkit.processes import ROOT, child_env
 from omnibot.testkit.services import ServiceTask
-from tests.conftest import free_port
 from tests.harness import customer_says, wait_bot_messages
 from tests.integration.conftest import Pipeline
 

@@ -25,8 +25,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
 from omnibot.testkit.channels import management
+from omnibot.testkit.ports import free_port
 from omnibot.testkit.processes import ServiceProcess
-from tests.conftest import free_port
 from tests.harness import add_rules, customer_says, wait_bot_messages
 
 WEBHOOK_SPAN = "POST /webhooks/omnidesk/{channel_id}/{secret}"

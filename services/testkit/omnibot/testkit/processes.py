@@ -155,18 +155,26 @@ class ChildProcess:
     def log_tail(self, chars: int = TAIL_CHARS) -> str:
         return self.log_text()[-chars:]
 
-    async def wait_log(self, fragment: str, timeout: float = 30, *, whole_line: bool = False) -> None:
-        """Wait until the log holds `fragment` (as a whole line, with `whole_line`); fail at once
-        if the process exits first."""
+    async def wait_log(
+        self, fragment: str, timeout: float = 30, *, whole_line: bool = False, count: int = 1
+    ) -> None:
+        """Wait until the log holds `fragment` (as a whole line, with `whole_line`) `count` times or
+        more; fail at once if the process exits first."""
         deadline = time.monotonic() + timeout
+        times = f" {count} times" if count > 1 else ""
         while True:
             text = self.log_text()
-            if (fragment in text.splitlines()) if whole_line else (fragment in text):
+            found = text.splitlines().count(fragment) if whole_line else text.count(fragment)
+            if found >= count:
                 return
             if not self.running:
-                raise RuntimeError(f"{self.name} exited before logging {fragment!r}: {self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited before logging {fragment!r}{times}: {self.log_tail()}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} did not log {fragment!r} in {timeout}s: {self.log_tail()}")
+                raise TimeoutError(
+                    f"{self.name} did not log {fragment!r}{times} in {timeout}s: {self.log_tail()}"
+                )
             await asyncio.sleep(POLL_S)
 
 
@@ -181,12 +189,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 class ServiceProcess(ChildProcess):
-    """A service as a separate OS process (`omnibot run NAME`), for kill -9 tests."""
+    """A service as a separate OS process (`omnibot run SERVICE`), started at once, for kill -9
+    tests. `name` tells replicas of one service apart (default: the service)."""
 
-    def __init__(self, name: str, settings: Settings, log_dir: Path) -> None:
+    def __init__(self, service: str, settings: Settings, log_dir: Path, *, name: str | None = None) -> None:
+        name = name or service
         super().__init__(
             name,
-            [sys.executable, "-m", "omnibot.launcher", "run", name],
+            [sys.executable, "-m", "omnibot.launcher", "run", service],
             log_dir / f"{name}-{os.getpid()}-{id(self)}.log",
             env=child_env(settings),
         )

@@ -43,6 +43,39 @@ async def running_sandbox(
         await runner.cleanup()
 
 
+class SandboxProcess(ChildProcess):
+    """The sandbox as an OS process of its own (`omnibot sandbox`) on `port`."""
+
+    def __init__(
+        self, port: int, log_path: Path, *, env: dict[str, str] | None = None, own_session: bool = False
+    ) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "omnibot.launcher",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        super().__init__("sandbox", argv, log_path, env=env, own_session=own_session)
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def wait_up(self, control: SandboxClient, limit_s: float = 20) -> dict[str, Any]:
+        """Once its control API answers: what `GET /sandbox` says (the account's credentials)."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            try:
+                return await control.info()
+            except aiohttp.ClientError:
+                if not self.running:
+                    raise RuntimeError(f"the sandbox exited: {self.log_tail()}") from None
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)  # a process starting up: no event to wait on
+
+
 @contextlib.asynccontextmanager
 async def sandbox_process(
     *, per_minute: int | None = None, log_dir: Path | None = None, env: dict[str, str] | None = None
@@ -51,36 +84,17 @@ async def sandbox_process(
     what `GET /sandbox` says (the account's credentials). `per_minute` sets its rate limit."""
     port = free_port()
     log_path = (log_dir or Path(tempfile.mkdtemp(prefix="omnibot-sandbox-"))) / f"sandbox-{port}.log"
-    process = ChildProcess(
-        "sandbox",
-        [sys.executable, "-m", "omnibot.launcher", "sandbox", "--port", str(port)],
-        log_path,
-        env=env,
-        own_session=True,
-    ).start()
-    url = f"http://127.0.0.1:{port}"
+    process = SandboxProcess(port, log_path, env=env, own_session=True)
+    process.start()
     try:
         async with aiohttp.ClientSession() as session:
-            control = SandboxClient(session, url)
-            info = await _wait_up(control, process)
+            control = SandboxClient(session, process.url)
+            info = await process.wait_up(control)
             if per_minute is not None:
                 await control.set_rate_limit(per_minute)
-        yield url, info
+        yield process.url, info
     finally:
         await process.stop(10)
-
-
-async def _wait_up(control: SandboxClient, process: ChildProcess, limit_s: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + limit_s
-    while True:
-        try:
-            return await control.info()
-        except aiohttp.ClientError:
-            if not process.running:
-                raise RuntimeError(f"the sandbox exited: {process.log_tail()}") from None
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)  # a process starting up: no event to wait on
 
 
 class SandboxClient:
