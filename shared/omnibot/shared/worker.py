@@ -8,21 +8,26 @@ import asyncio
 import contextlib
 import logging
 
+import aiohttp
 from aio_pika.abc import AbstractRobustConnection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from omnibot.shared import amqp
-from omnibot.shared.amqp import StageConsumer
+from omnibot.shared.account_errors import AccountErrorLog
+from omnibot.shared.amqp import Handler, StageConsumer
 from omnibot.shared.channels import verify_secret_key
 from omnibot.shared.crypto import SecretBox, dev_secret_key
 from omnibot.shared.depths import sample_depths
 from omnibot.shared.health import heartbeat
 from omnibot.shared.mongo import Document, ensure_indexes, open_client
+from omnibot.shared.omnidesk import OmnideskClient
 from omnibot.shared.partitions import PartitionBalancer, PartitionLeases
 from omnibot.shared.probes import BOARD
+from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.replicas import announced
 from omnibot.shared.settings import Settings
-from omnibot.shared.topology import Topology, declare_topology
+from omnibot.shared.settle import RetryPolicy
+from omnibot.shared.topology import Stage, Topology, declare_topology
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +56,35 @@ async def open_broker(
     return connection
 
 
+def omnidesk_client(
+    session: aiohttp.ClientSession, settings: Settings, db: AsyncDatabase[Document]
+) -> OmnideskClient:
+    """A worker's Omnidesk client: its own per-account throttle, the settings' timeout, and every
+    failure recorded per account (the admin status shows them)."""
+    return OmnideskClient(
+        session, AccountThrottle(), timeout_s=settings.omnidesk_timeout_s, on_error=AccountErrorLog(db).record
+    )
+
+
 async def work_until_stopped(
-    consumer: StageConsumer,
+    connection: AbstractRobustConnection,
+    stage: Stage,
+    handler: Handler,
     *,
     name: str,
-    stage: str,
-    connection: AbstractRobustConnection,
+    prefetch: int,
+    policy: RetryPolicy,
     db: AsyncDatabase[Document],
     settings: Settings,
     stop: asyncio.Event,
     ready: asyncio.Event | None,
 ) -> None:
+    """Consume `stage` with `handler` (the replica's share of its partitions) until `stop` is set."""
+    consumer = StageConsumer(connection, stage, handler, prefetch=prefetch, policy=policy, name=name)
     await consumer.start()
     # Partitions are shared out among the replicas through leases (shared/partitions.py).
     balancer = PartitionBalancer(
-        PartitionLeases(db, stage, settings.chat_partitions),
+        PartitionLeases(db, stage.name, settings.chat_partitions),
         consumer,
         drain_timeout_s=settings.shutdown_timeout_s,
     )
@@ -73,7 +92,7 @@ async def work_until_stopped(
     balancing = asyncio.create_task(balancer.run(stop))
     beat = asyncio.create_task(heartbeat(name, lambda: not connection.is_closed))
     # The queue gauges (omnibot_queue_messages, omnibot_dead_letters) of this stage.
-    depths = asyncio.create_task(sample_depths(connection, consumer.stage, stop))
+    depths = asyncio.create_task(sample_depths(connection, stage, stop))
     log.info("%s consuming partitions %s of %d", name, sorted(consumer.partitions), settings.chat_partitions)
     async with announced(db, name):
         # Ready while the broker connection is open: the monitoring listener's /readyz.

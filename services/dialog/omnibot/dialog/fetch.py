@@ -167,16 +167,8 @@ class ExternalFetcher:
             kind=SpanKind.CLIENT,
             attributes={"http.request.method": verb, "server.address": _host_of(url)},
         ) as span:
-            result = await self._fetch_logged(
-                method=method,
-                url=url,
-                headers=headers,
-                body=body,
-                basic_auth=basic_auth,
-                timeout_s=timeout_s,
-                delay_s=delay_s,
-                sleep=sleep,
-            )
+            call = _Call(method, url, headers, body, basic_auth, timeout_s, delay_s, sleep)
+            result = await self._fetch_logged(call)
             outcome = external_result(result)
             metrics.record_external_request(outcome)
             telemetry.set_attributes(span, **{"omnibot.result": outcome})
@@ -186,22 +178,10 @@ class ExternalFetcher:
                 telemetry.set_error(span, outcome)
         return result
 
-    async def _fetch_logged(
-        self,
-        *,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: Any | None,
-        basic_auth: str | None,
-        timeout_s: float,
-        delay_s: float,
-        sleep: Callable[[float], Awaitable[None]],
-    ) -> FetchResult:
-        secrets = self._secrets(headers, basic_auth, url)
+    async def _fetch_logged(self, call: _Call) -> FetchResult:
+        secrets = self._secrets(call.headers, call.basic_auth, call.url)
         started = time.monotonic()
         try:
-            call = _Call(method, url, headers, body, basic_auth, timeout_s, delay_s, sleep)
             result = await self._fetch(call, secrets)
         except RequestFailed as exc:
             result = FetchResult(status=None, body=None, error=str(exc))
@@ -210,14 +190,13 @@ class ExternalFetcher:
             log.warning("external_request failed unexpectedly: %s", message)
             result = FetchResult(status=None, body=None, error=message)
         elapsed_ms = (time.monotonic() - started) * 1000
+        described = self._describe(call.method, call.url)
         if result.error is None:
-            log.info(
-                "external_request %s -> %s in %.0f ms", self._describe(method, url), result.status, elapsed_ms
-            )
+            log.info("external_request %s -> %s in %.0f ms", described, result.status, elapsed_ms)
         else:
             log.warning(
                 "external_request %s failed in %.0f ms: %s",
-                self._describe(method, url),
+                described,
                 elapsed_ms,
                 result.error,
             )

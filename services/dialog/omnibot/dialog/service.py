@@ -18,7 +18,6 @@ from omnibot.dialog.llm import LLMCaller, LLMProvider
 from omnibot.dialog.timers import TimerScheduler
 from omnibot.dialog.turns import TurnRunner
 from omnibot.shared import amqp, telemetry
-from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.agents import MongoAgentStore
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
@@ -27,12 +26,10 @@ from omnibot.shared.deliveries import MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import ChatTimer, OutboundAction, chat_key, dialog_decoder, encoder
 from omnibot.shared.net.policy import NetworkPolicy
-from omnibot.shared.omnidesk import OmnideskClient
-from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology
-from omnibot.shared.worker import open_broker, open_database, work_until_stopped
+from omnibot.shared.worker import omnidesk_client, open_broker, open_database, work_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +82,7 @@ async def serve_dialog(
         stack.push_async_callback(fetcher.close)
         session = aiohttp.ClientSession(trace_configs=telemetry.client_trace_configs())
         stack.push_async_callback(session.close)
-        omnidesk = OmnideskClient(
-            session,
-            AccountThrottle(),
-            timeout_s=settings.omnidesk_timeout_s,
-            on_error=AccountErrorLog(db).record,
-        )
+        omnidesk = omnidesk_client(session, settings, db)
         llm = LLMCaller(
             fetcher, LLMProvider(settings.llm_base_url, settings.llm_api_key, settings.llm_model), box
         )
@@ -112,19 +104,13 @@ async def serve_dialog(
             complete=llm.complete,
             schedule_timer=timers.schedule,
         )
-        consumer = amqp.StageConsumer(
+        await work_until_stopped(
             connection,
             topology.inbound,
             inbound_handler(runner),
+            name="dialog",
             prefetch=settings.dialog_prefetch,
             policy=RETRY_POLICY,
-            name="dialog",
-        )
-        await work_until_stopped(
-            consumer,
-            name="dialog",
-            stage=topology.inbound.name,
-            connection=connection,
             db=db,
             settings=settings,
             stop=stop,

@@ -15,7 +15,6 @@ from pymongo.errors import PyMongoError
 from omnibot.egress.deliver import Deliverer
 from omnibot.egress.download import FileDownloader
 from omnibot.shared import amqp, telemetry
-from omnibot.shared.account_errors import AccountErrorLog
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import MongoChannelStore
 from omnibot.shared.deadletters import REDRIVE_HEADER
@@ -23,12 +22,10 @@ from omnibot.shared.deliveries import DeliveryStore, MongoDeliveryStore
 from omnibot.shared.errors import PermanentError, TransientError
 from omnibot.shared.messages import OutboundAction, outbound_decoder
 from omnibot.shared.net.policy import NetworkPolicy
-from omnibot.shared.omnidesk import OmnideskClient
-from omnibot.shared.ratelimit import AccountThrottle
 from omnibot.shared.settings import Settings
 from omnibot.shared.settle import RetryPolicy
 from omnibot.shared.topology import Topology
-from omnibot.shared.worker import open_broker, open_database, work_until_stopped
+from omnibot.shared.worker import omnidesk_client, open_broker, open_database, work_until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +81,7 @@ async def serve_egress(
         await files.start()
         stack.push_async_callback(files.close)
         deliverer = Deliverer(
-            client=OmnideskClient(
-                session,
-                AccountThrottle(),
-                timeout_s=settings.omnidesk_timeout_s,
-                on_error=AccountErrorLog(db).record,
-            ),
+            client=omnidesk_client(session, settings, db),
             channels=ChannelDirectory(MongoChannelStore(db).get),
             deliveries=deliveries or MongoDeliveryStore(db),
             secrets=box,
@@ -98,19 +90,13 @@ async def serve_egress(
             on_done=on_delivered,
         )
         connection = await open_broker(stack, settings, topology, name="omnibot-egress")
-        consumer = amqp.StageConsumer(
+        await work_until_stopped(
             connection,
             topology.outbound,
             outbound_handler(deliverer),
+            name="egress",
             prefetch=settings.egress_prefetch,
             policy=RETRY_POLICY,
-            name="egress",
-        )
-        await work_until_stopped(
-            consumer,
-            name="egress",
-            stage=topology.outbound.name,
-            connection=connection,
             db=db,
             settings=settings,
             stop=stop,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import msgspec
 from msgspec import UNSET
 
 from omnibot.admin.ops.context import Refused
@@ -96,18 +97,9 @@ def chat_summary(record: ChatRecord) -> ChatSummary:
 
 
 def chat_view(record: ChatRecord, lines: Sequence[TranscriptLine]) -> ChatView:
-    summary = chat_summary(record)
+    # A ChatView is a ChatSummary with the session's variables and the transcript.
     return ChatView(
-        channel_id=summary.channel_id,
-        chat_id=summary.chat_id,
-        owner=summary.owner,
-        agent=summary.agent,
-        agent_version=summary.agent_version,
-        slot=summary.slot,
-        waiting=summary.waiting,
-        last_error=summary.last_error,
-        created_at=summary.created_at,
-        updated_at=summary.updated_at,
+        **msgspec.structs.asdict(chat_summary(record)),
         variables=dict((record.state or {}).get("variables") or {}),
         transcript=[TranscriptEntry(role=line.role, text=line.text, at=iso_time(line.at)) for line in lines],
     )
