@@ -14,7 +14,7 @@ import pytest
 from omnibot.shared.settings import Settings, load_settings
 from omnibot.testkit.ports import free_port
 from omnibot.testkit.processes import ChildProcess, child_env
-from omnibot.testkit.sandbox import SandboxClient, SandboxRefused, running_sandbox
+from omnibot.testkit.sandbox import SandboxClient, SandboxProcess, SandboxRefused, running_sandbox
 
 SCRIPT = """
 import signal, sys, time
@@ -59,6 +59,25 @@ async def test_waiting_for_a_child_that_exits_fails_at_once(tmp_path: Path) -> N
         await process.wait_log("never", 10)
 
 
+async def test_a_child_killed_with_sigkill_starts_again_on_the_same_log(tmp_path: Path) -> None:
+    process = child(tmp_path).start()
+    await process.wait_log("ready", 10, whole_line=True)
+    process.kill()
+    assert not process.running
+    assert process.popen is not None
+    assert process.popen.returncode == -signal.SIGKILL
+
+    process.start()
+    try:
+        # The log is appended to: the second start's line is the second of its kind.
+        await process.wait_log("ready", 10, whole_line=True, count=2)
+        assert process.log_text().count("starting") == 2
+        with pytest.raises(TimeoutError, match="3 times"):
+            await process.wait_log("ready", 0.2, whole_line=True, count=3)
+    finally:
+        process.kill()
+
+
 def test_settings_go_to_a_child_and_come_back_the_same() -> None:
     settings = Settings(ingress_port=free_port(), omnidesk_allow_http=True, secret_key="k" * 44)
 
@@ -82,3 +101,15 @@ async def test_the_sandbox_client_drives_the_sandbox() -> None:
         assert len(state.rules) == 2
         with pytest.raises(SandboxRefused, match="404"):
             await control.case(999_999_999)
+
+
+async def test_the_sandbox_as_a_process_answers_once_up(tmp_path: Path) -> None:
+    process = SandboxProcess(free_port(), tmp_path / "sandbox.log")
+    process.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            info = await process.wait_up(SandboxClient(session, process.url), 30)
+        assert info["api_key"] and info["bot_email"]
+    finally:
+        await process.stop(10)
+    assert not process.running
