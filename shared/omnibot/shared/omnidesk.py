@@ -40,6 +40,24 @@ Json = dict[str, Any]
 PAGE_LIMIT = 100
 MAX_STAFF_PAGES = 50
 
+# The custom request body of the seed's two Omnidesk rules («Выполнить вебхук»), exactly as
+# product.md gives it: what the web console tells an operator to paste, and what the sandbox's rules
+# send by default. Omnidesk replaces the `[placeholder]`s when a rule fires.
+SEED_RULE_BODY: Mapping[str, Any] = {
+    "event": "new_message",
+    "message": {"kind": "text", "text": "[case_description]"},
+    "visitor": {
+        "id": "[user_id]",
+        "fields": {
+            "email": "[user_email]",
+            "login": "[user_id]",
+            "name": "[user_full_name]",
+            "phone": "[user_phone]",
+        },
+    },
+    "chat_id": "[case_id]",
+}
+
 # Told of each failed call: (account label, the error's message). `omnibot status` shows the last
 # one per account (shared/account_errors.py).
 ErrorSink = Callable[[str, str], Awaitable[None]]

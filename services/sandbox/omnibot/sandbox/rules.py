@@ -1,7 +1,7 @@
 """Omnidesk rules with the «Выполнить вебхук» action: which fire, what they send, delivering it.
 
-Owns the default webhook body (product.md's, exactly), placeholder substitution, the rule semantics
-and the delivery of webhooks, each case's in order.
+Owns placeholder substitution (the default body is the seed's, `omnibot.shared.omnidesk`), the
+rule semantics and the delivery of webhooks, each case's in order.
 
 Rule semantics, as the seed sets the account up:
 - "incoming" fires when a customer message creates a case; it also assigns the bot staff member
@@ -32,23 +32,12 @@ import msgspec
 
 from omnibot.sandbox.records import Case, Message, Rule, WebhookDelivery
 from omnibot.sandbox.state import SandboxState
+from omnibot.shared.omnidesk import SEED_RULE_BODY
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEBHOOK_BODY: Mapping[str, Any] = {
-    "event": "new_message",
-    "message": {"kind": "text", "text": "[case_description]"},
-    "visitor": {
-        "id": "[user_id]",
-        "fields": {
-            "email": "[user_email]",
-            "login": "[user_id]",
-            "name": "[user_full_name]",
-            "phone": "[user_phone]",
-        },
-    },
-    "chat_id": "[case_id]",
-}
+# A rule saved without a body sends the seed's (the body product.md gives, exactly).
+DEFAULT_WEBHOOK_BODY = SEED_RULE_BODY
 
 WEBHOOK_TIMEOUT_S = 5.0
 # (url, body) -> (HTTP status or None, error or None); injectable so tests can hold deliveries.

@@ -24,23 +24,9 @@ from omnibot.admin.console.forms import CHANNEL_FIELDS, ChannelForm, FormProblem
 from omnibot.admin.console.views.common import change, channel_id, data, notice, or_none
 from omnibot.admin.operations import Refused
 from omnibot.admin.schemas import MAX_PAGE, ChannelChanges
+from omnibot.shared.omnidesk import SEED_RULE_BODY
 
-# The seed's custom request body for the Omnidesk rules, exactly.
-RULE_BODY = {
-    "event": "new_message",
-    "message": {"kind": "text", "text": "[case_description]"},
-    "visitor": {
-        "id": "[user_id]",
-        "fields": {
-            "email": "[user_email]",
-            "login": "[user_id]",
-            "name": "[user_full_name]",
-            "phone": "[user_phone]",
-        },
-    },
-    "chat_id": "[case_id]",
-}
-RULE_TEXT = json.dumps(RULE_BODY, ensure_ascii=False, indent=2)
+RULE_TEXT = json.dumps(SEED_RULE_BODY, ensure_ascii=False, indent=2)  # to paste into Omnidesk's rules
 CHECK_TITLES = {
     "agent": "The agent is published",
     "omnidesk": "Omnidesk answers with these credentials",
