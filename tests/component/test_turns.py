@@ -146,22 +146,28 @@ async def test_actions_left_pending_by_a_crash_are_published_again_marked() -> N
     assert published[-1].seq == 3
 
 
-async def test_a_concurrent_writer_makes_the_turn_run_again_on_the_new_state() -> None:
-    chats, published = MemoryChatStore(), Published()
-    run = runner(chats, published)
-    await run.handle(inbound("hi", "e1"))
+def race_the_next_commit(chats: MemoryChatStore, key: str = "1:500") -> list[bool]:
+    """Another writer commits the chat first, once: the next commit conflicts. The list returned
+    holds True once that happened."""
     real_commit = chats.commit
-    raced = False
+    raced: list[bool] = []
 
     async def racing_commit(record: Any, expected: int) -> bool:
-        nonlocal raced
         if not raced:
-            raced = True
-            await real_commit(msgspec.structs.replace(chats.chats["1:500"], version=expected + 1), expected)
+            raced.append(True)
+            await real_commit(msgspec.structs.replace(chats.chats[key], version=expected + 1), expected)
             return False
         return await real_commit(record, expected)
 
     chats.commit = racing_commit  # type: ignore[method-assign,assignment]
+    return raced
+
+
+async def test_a_concurrent_writer_makes_the_turn_run_again_on_the_new_state() -> None:
+    chats, published = MemoryChatStore(), Published()
+    run = runner(chats, published)
+    await run.handle(inbound("hi", "e1"))
+    race_the_next_commit(chats)
     await run.handle(inbound("2", "e2"))
     assert texts(published)[-1] == "Всего доброго!"
     assert [a.seq for a in published] == [1, 2, 3]
@@ -351,19 +357,7 @@ async def test_a_hand_back_is_counted_once_however_often_its_turn_runs() -> None
     assert returned_to_bot() == before
 
     inbox.case_labels = {87}  # the operator put the bot label back
-    real_commit = chats.commit
-    raced = False
-
-    async def racing_commit(record: Any, expected: int) -> bool:
-        # Another writer first: the hand-back's commit conflicts and the turn runs again.
-        nonlocal raced
-        if not raced:
-            raced = True
-            await real_commit(msgspec.structs.replace(chats.chats["1:500"], version=expected + 1), expected)
-            return False
-        return await real_commit(record, expected)
-
-    chats.commit = racing_commit  # type: ignore[method-assign,assignment]
+    raced = race_the_next_commit(chats)  # the hand-back's commit conflicts: the turn runs again
     published.fail_next = True  # then committed, but the publish fails: the message comes back
     with pytest.raises(TransientError):
         await run.handle(inbound("снова я", "e4"))
