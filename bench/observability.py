@@ -2,14 +2,17 @@
 
 Run: `.venv/bin/python -m bench.observability [--quick] [--runs R]` from the repository root.
 
-- end to end, three deployments of the same pipeline alive together and measured burst by burst
-  in turn (`alternate`; in-memory stores, 1 dialog + 1 egress, webhook mode): metrics off
-  (`METRICS_ENABLED=false`: "before"), metrics on and tracing off (the default), and tracing on at
-  ratio 1.0 as well (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, arg 1.0; every span exported
-  over OTLP/HTTP to a sink in this process that decodes nothing and answers at once). The cost of
-  metrics is reported as on/off, both as the ratio of the median rates and as the median of each
-  round's own ratio (the two bursts of a round ran seconds apart, so the machine's drift falls on
-  both alike).
+- end to end, the same pipeline (in-memory stores, 1 dialog + 1 egress, webhook mode) in two
+  comparisons, each of two deployments alive together and measured burst by burst in turn, the
+  order reversed every other round (`alternate`, balanced): metrics off (`METRICS_ENABLED=false`:
+  "before") against metrics on and tracing off (the default); then the default against tracing on
+  at ratio 1.0 (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, arg 1.0; every span exported over
+  OTLP/HTTP to a sink in this process that decodes nothing and answers at once). Apart, because a
+  traced deployment's exporter is still busy after its burst and would slow whatever runs next.
+  The cost of metrics is reported as on/off, both as the ratio of the median rates and as the
+  median of each round's own ratio (the two bursts of a round ran seconds apart, so the machine's
+  drift falls on both alike), and as the CPU the deployment's processes spent per message (what
+  other load on a shared machine changes least).
 - what metrics add per customer message, seen from the other side: the recording calls one
   message makes on its way (a webhook, a turn, a delivery, an Omnidesk call, the reply latency)
   timed in a loop in this process, against the wall time per message at the metrics-on rate.
@@ -32,7 +35,7 @@ from aiohttp import web
 
 from bench.common import mongo
 from bench.deploy import Bench, Deployment
-from bench.sections import alternate
+from bench.sections import alternate, med
 from bench.sizes import CONCURRENCY, FULL, QUICK
 from omnibot.shared import metrics
 from omnibot.testkit.ports import free_port
@@ -115,24 +118,26 @@ async def main(quick: bool, runs: int) -> None:
                 bench = Bench(mongo_url, sandbox_url, info, sizes, runs, log_dir)
                 await bench.open_cases(session, sizes.chats)
                 c = sizes.chats
-                async with (
-                    bench.deploy(store="memory", replicas=1, chats=c, env=no_metrics) as bare,
-                    bench.deploy(store="memory", replicas=1, chats=c) as plain,
-                    bench.deploy(store="memory", replicas=1, chats=c, env=tracing) as traced,
-                ):
-                    variants = {METRICS_OFF: bare, METRICS_ON: plain, TRACING_ON: traced}
-                    results = await alternate(bench, session, variants, sizes.burst, None)
-                    await check_metrics_switch(session, bare, plain)
+                async with bench.deploy(store="memory", replicas=1, chats=c) as plain:
+                    # Each comparison with only its two deployments alive, in balanced order.
+                    async with bench.deploy(store="memory", replicas=1, chats=c, env=no_metrics) as bare:
+                        variants = {METRICS_OFF: bare, METRICS_ON: plain}
+                        results = await alternate(bench, session, variants, sizes.burst, None, balanced=True)
+                        await check_metrics_switch(session, bare, plain)
+                    async with bench.deploy(store="memory", replicas=1, chats=c, env=tracing) as traced:
+                        variants = {METRICS_ON: plain, TRACING_ON: traced}
+                        traces = await alternate(bench, session, variants, sizes.burst, None, balanced=True)
                     webhook_calls = await calls_per_message(session, bench, plain, min(sizes.burst, 500))
                 async with bench.deploy(store="memory", replicas=1, chats=c, inbound_mode="confirm") as dep:
                     confirm_calls = await calls_per_message(session, bench, dep, min(sizes.burst, 500))
     finally:
         await sink.cleanup()
     bare_rate, plain_rate = results[METRICS_OFF].rate, results[METRICS_ON].rate
-    traced_rate = results[TRACING_ON].rate
+    untraced_rate, traced_rate = traces[METRICS_ON].rate, traces[TRACING_ON].rate
     paired = statistics.median(
         on / off for on, off in zip(results[METRICS_ON].rates, results[METRICS_OFF].rates, strict=True)
     )
+    cpu_off, cpu_on = med(results[METRICS_OFF].cpu_us), med(results[METRICS_ON].cpu_us)
     cost = recording_cost_us()
     per_message_us = 1e6 / plain_rate
     print("\n### Observability benchmark\n")
@@ -147,8 +152,13 @@ async def main(quick: bool, runs: int) -> None:
         " target: at least 97%) |"
     )
     print(
-        f"| same, tracing on at ratio 1.0 (OTLP/HTTP to a local sink) | {traced_rate:,.0f} msg/s"
-        f" ({traced_rate / plain_rate:.0%} of tracing off) |"
+        f"| CPU per message (ingress + dialog + egress), metrics off → on | {cpu_off:,.0f} µs →"
+        f" {cpu_on:,.0f} µs ({cpu_on / cpu_off - 1:+.1%}) |"
+    )
+    print(
+        f"| end to end, tracing on at ratio 1.0 (OTLP/HTTP to a local sink) | {traced_rate:,.0f} msg/s"
+        f" ({traced_rate / untraced_rate:.0%} of tracing off, {untraced_rate:,.0f} msg/s in that"
+        " comparison) |"
     )
     print(
         f"| metric recording per customer message, timed in a loop | {cost:.1f} µs ="
@@ -158,8 +168,10 @@ async def main(quick: bool, runs: int) -> None:
     print(f"| Omnidesk API calls per customer message, INBOUND_MODE=webhook | {webhook_calls:.2f} |")
     print(f"| Omnidesk API calls per customer message, INBOUND_MODE=confirm | {confirm_calls:.2f} |")
     rates = "; ".join(f"{name}: {_runs(result.rates)}" for name, result in results.items())
+    traced_runs = "; ".join(f"{name}: {_runs(result.rates)}" for name, result in traces.items())
     print(
-        f"\nBursts of {sizes.burst}, the three deployments in turn; rates are medians of {runs} ({rates});"
+        f"\nBursts of {sizes.burst}, two deployments at a time in turn (A B, B A, ...); rates are medians"
+        f" of {runs}. Metrics off against on: {rates}. Tracing: {traced_runs}."
         f" {len(exports)} OTLP exports received."
     )
 
@@ -171,7 +183,7 @@ def _runs(rates: list[float]) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one run, small sizes: a smoke test")
-    parser.add_argument("--runs", type=int, help="runs per figure (default 5, or 1 with --quick)")
+    parser.add_argument("--runs", type=int, help="runs per figure (default 7, or 2 with --quick)")
     args = parser.parse_args()
-    # Five rounds: a 3% difference is within one burst's noise on a shared machine.
-    uvloop.run(main(args.quick, args.runs or (1 if args.quick else 5)))
+    # Seven rounds: a 3% difference is well within one burst's noise on a shared machine.
+    uvloop.run(main(args.quick, args.runs or (2 if args.quick else 7)))

@@ -153,6 +153,7 @@ class E2E:
     latency: list[Burst] = field(default_factory=list)
     bare_latency: list[Burst] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # `alternate`: CPU µs per message, per burst
 
     @property
     def rate(self) -> float:
@@ -318,17 +319,33 @@ async def alternate(
     variants: dict[str, Deployment],
     burst: int,
     latency: float | None,
+    *,
+    balanced: bool = False,
 ) -> dict[str, E2E]:
     """Several variants measured in turn (a burst of each, R times; then paced runs likewise), so
-    that the machine's ups and downs fall on all of them alike."""
+    that the machine's ups and downs fall on all of them alike. `balanced` reverses the order every
+    other round (A B, B A, ...): what a burst leaves behind (a tracer still exporting, a collection)
+    then falls on each variant as often."""
     results = {name: E2E() for name in variants}
     for dep in variants.values():
         await bench.run(session, dep, min(bench.sizes.warmup, burst // 4), prefix="w")
-    for _ in range(bench.runs):
-        for name, dep in variants.items():
+    for round_ in range(bench.runs):
+        order = list(variants.items())
+        if balanced and round_ % 2:
+            order.reverse()
+        for name, dep in order:
+            # The deployment's own processes (ingress, dialog, egress): CPU per message is what
+            # other load on the machine changes least, where it halves a burst's rate.
+            meter = CpuMeter({name: [pid for pids in dep.pids.values() for pid in pids]})
+            meter.start()
             measured = await bench.run(session, dep, burst)
+            meter.stop()
             results[name].rates.append(measured.rate)
-            section(name)(f"burst: {measured.rate:,.0f}/s ({measured.received}/{measured.sent} replies)")
+            results[name].cpu_us.append(meter.per_message_us(measured.received or 1)[name])
+            section(name)(
+                f"burst: {measured.rate:,.0f}/s ({measured.received}/{measured.sent} replies),"
+                f" {results[name].cpu_us[-1]:,.0f} µs CPU per message"
+            )
     if latency is not None:
         n = min(MAX_RUN, max(20, int(latency * bench.sizes.latency_s)))
         for _ in range(bench.runs):
