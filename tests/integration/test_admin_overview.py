@@ -31,3 +31,23 @@ async def test_replies_today_counts_todays_text_replies_once(db: AsyncDatabase[d
 
     assert (await stats.today(at(12))).replies_today == 2  # 00:00:00 and 11:30, not 23:59:59 yesterday
     assert (await stats.today(at(0, 0, 1, day=2))).replies_today == 0  # a new day
+
+
+async def test_transfers_today_are_todays_transfer_lines(db: AsyncDatabase[dict[str, Any]]) -> None:
+    await ensure_indexes(db)
+    stats = ConsoleStats(db)
+    await stats.ensure_indexes()
+    lines = [
+        ("system", "[transferred to an operator]", at(9)),
+        ("system", "[handed to an operator from the console]", at(10)),
+        ("system", "[handed back to the bot]", at(10, 5)),
+        ("customer", "[transferred to an operator]", at(10, 6)),  # a customer typing it is no transfer
+        ("system", "[transferred to an operator]", datetime(2026, 11, 30, 23, 0, tzinfo=UTC).timestamp()),
+    ]
+    await db.transcripts.insert_many(
+        [
+            {"_id": f"1:7:{n}", "chat": "1:7", "seq": n, "role": role, "text": text, "at": when}
+            for n, (role, text, when) in enumerate(lines)
+        ]
+    )
+    assert (await stats.today(at(12))).transfers_today == 2

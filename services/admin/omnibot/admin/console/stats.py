@@ -56,12 +56,11 @@ class ConsoleStats:
         since = midnight_utc(now)
         active = await self._db.channels.count_documents({"active": True})
         chats = await self._db.chats.count_documents({"created_at": {"$gte": since}})
-        transfers = await self._db.transcripts.count_documents(
-            {
-                "role": "system",
-                "at": {"$gte": since},
-                "$or": [{"text": {"$regex": "^" + _escape(p)}} for p in TRANSFER_PREFIXES],
-            }
+        # Today's system lines by the (role, at) index, their prefixes checked here: a prefix
+        # regex in the query made SecantusDB scan every transcript line (0.3-0.9 s with 30,000).
+        system = self._db.transcripts.find({"role": "system", "at": {"$gte": since}}, {"_id": 0, "text": 1})
+        transfers = len(
+            [1 async for doc in system if str(doc.get("text") or "").startswith(TRANSFER_PREFIXES)]
         )
         replies = await self._deliveries.replies_since(since)
         cursor = (
@@ -80,10 +79,6 @@ class ConsoleStats:
             replies_today=replies,
             last_errors=last,
         )
-
-
-def _escape(text: str) -> str:
-    return "".join("\\" + c if c in r"\^$.|?*+()[]{}" else c for c in text)
 
 
 def _error(doc: dict[str, Any]) -> ChatError:
