@@ -31,19 +31,10 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from omnibot.testkit.chromium import CHROMIUM_FLAGS, chromium_executable
 from omnibot.testkit.ports import free_port
 
 ARTIFACTS = Path(".omnibot/test-artifacts")
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-dev-shm-usage",
-]
 # What a test waits for at most, for one expectation on a page (Playwright's own default is 5 s).
 EXPECT_TIMEOUT_MS = 10_000
 
@@ -65,7 +56,7 @@ def _wait_for_devtools(port: int, process: subprocess.Popen[bytes], timeout_s: f
 @pytest.fixture(scope="session")
 def chromium_endpoint() -> Iterator[str]:
     """The DevTools endpoint of one headless Chromium kept for the session."""
-    executable = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    executable = chromium_executable()
     if executable is None:
         pytest.fail("chromium is not installed: run scripts/ensure-tools (scripts/test does)")
     port = free_port()

@@ -167,6 +167,14 @@ class SandboxClient:
         )
         return answer
 
+    async def wait_replies(self, case_id: int, count: int, timeout_s: float = 20) -> None:
+        """Until the case has `count` staff replies (the bot's and operators'), at most `timeout_s`."""
+        await self._call(
+            "GET",
+            f"/sandbox/cases/{case_id}/wait",
+            params={"staff_messages": str(count), "timeout": str(timeout_s)},
+        )
+
     async def case(self, case_id: int) -> dict[str, Any]:
         answer: dict[str, Any] = await self._call("GET", f"/sandbox/cases/{case_id}")
         return answer
