@@ -97,7 +97,9 @@ async def photograph(console: str, sandbox_url: str, sandbox: SandboxClient, pas
         await page.get_by_role("button", name="Import").click()
         await expect(page.get_by_role("status")).to_contain_text("Imported")
         await page.get_by_role("status").get_by_role("link", name="Flow diagram").click()
-        await expect(page.locator("svg").first).to_be_visible()
+        diagram = page.locator("figure.diagram img")
+        await expect(diagram).to_be_visible()
+        await diagram.evaluate("img => img.decode()")  # drawn, not just placed
         await camera.take("console-agent", full_page=True)
 
         # Channels: the type panel, the creation panel filled in, CREATE & ACTIVATE.
@@ -114,9 +116,11 @@ async def photograph(console: str, sandbox_url: str, sandbox: SandboxClient, pas
         await camera.take("console-channel-new", webhook_url_shown=True, full_page=True)
         await page.get_by_role("button", name="CREATE & ACTIVATE").click()
         await expect(page.locator("section.checks")).to_be_visible()
-        found = re.search(r"/channels/(\d+)", page.url)
-        if found is None:
-            raise SystemExit(f"the channel was not created: {page.url}")
+        # The channel's page comes as the answer to the form: its id is in its links.
+        chats_link = await page.get_by_role("link", name="Chats of this channel").get_attribute("href")
+        found = re.search(r"channel=(\d+)", chats_link or "")
+        if found is None or not await page.locator("li.check.passed").count() == 4:
+            raise SystemExit("the channel was not created and activated: see the checks on its page")
         channel = int(found.group(1))
         await camera.take("console-channel", webhook_url_shown=True)
 
