@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,4 +44,15 @@ async def pipeline(
     async with running_services(settings) as services:
         channel = await setup_channel(settings, state, url)
         await add_rules(url, channel["webhook_url"])
+        yield Pipeline(settings, state, url, channel, services)
+
+
+@contextlib.asynccontextmanager
+async def handoff_pipeline(settings: Settings, sandbox: tuple[SandboxState, str]) -> AsyncIterator[Pipeline]:
+    """The pipeline with the `handoff` agent and the seed's rules conditioned on the case status
+    only (`require_label=False`): the customer's words reach omnibot while an operator has the chat."""
+    state, url = sandbox
+    async with running_services(settings) as services:
+        channel = await setup_channel(settings, state, url, agent_file="handoff.json")
+        await add_rules(url, channel["webhook_url"], require_label=False)
         yield Pipeline(settings, state, url, channel, services)

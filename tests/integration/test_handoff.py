@@ -25,7 +25,7 @@ from tests.harness import (
     setup_channel,
     wait_bot_messages,
 )
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, handoff_pipeline
 
 MENU = "Что нужно?\n1. Оператор\n2. Ничего"
 
@@ -34,16 +34,8 @@ MENU = "Что нужно?\n1. Оператор\n2. Ничего"
 async def handoff(
     settings: Settings, broker: object, db: object, sandbox: tuple[SandboxState, str]
 ) -> AsyncIterator[Pipeline]:
-    state, url = sandbox
-    services = {}
-    for name, serve in (("ingress", serve_ingress), ("dialog", serve_dialog), ("egress", serve_egress)):
-        services[name] = ServiceTask(name, serve, settings)
-        await services[name].wait_ready()
-    channel = await setup_channel(settings, state, url, agent_file="handoff.json")
-    await add_rules(url, channel["webhook_url"], require_label=False)
-    yield Pipeline(settings, state, url, channel, services)
-    for service in reversed(list(services.values())):
-        await service.stop()
+    async with handoff_pipeline(settings, sandbox) as pipeline:
+        yield pipeline
 
 
 async def owner(p: Pipeline, case: int) -> str | None:

@@ -10,24 +10,18 @@ import msgspec
 import pytest
 from pymongo import AsyncMongoClient
 
-from omnibot.dialog.service import serve_dialog
-from omnibot.egress.service import serve_egress
-from omnibot.ingress.service import serve_ingress
 from omnibot.sandbox.state import SandboxState
 from omnibot.shared.settings import Settings
-from omnibot.testkit.services import ServiceTask
 from tests.harness import (
-    add_rules,
     chat_record,
     customer_says,
     edit_case_via_api,
     eventually,
     operator_says,
     post_json,
-    setup_channel,
     wait_bot_messages,
 )
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, handoff_pipeline
 
 
 @pytest.fixture(params=["confirm", "webhook"])
@@ -38,19 +32,10 @@ async def operated(
     db: object,
     sandbox: tuple[SandboxState, str],
 ) -> AsyncIterator[Pipeline]:
-    settings = msgspec.structs.replace(settings, inbound_mode=request.param)
-    state, url = sandbox
-    services = {}
-    for name, serve in (("ingress", serve_ingress), ("dialog", serve_dialog), ("egress", serve_egress)):
-        services[name] = ServiceTask(name, serve, settings)
-        await services[name].wait_ready()
-    channel = await setup_channel(settings, state, url, agent_file="handoff.json")
-    # The seed's rules condition on the case's status only: the customer's words reach omnibot
-    # while an operator has the chat too.
-    await add_rules(url, channel["webhook_url"], require_label=False)
-    yield Pipeline(settings, state, url, channel, services)
-    for service in reversed(list(services.values())):
-        await service.stop()
+    async with handoff_pipeline(
+        msgspec.structs.replace(settings, inbound_mode=request.param), sandbox
+    ) as pipeline:
+        yield pipeline
 
 
 async def transcript(p: Pipeline, case: int) -> list[dict[str, Any]]:
