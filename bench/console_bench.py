@@ -31,7 +31,7 @@ from omnibot.admin.service import serve_admin
 from omnibot.admin.users import MongoUserStore
 from omnibot.shared.chats import ChatRecord, TranscriptLine
 from omnibot.shared.crypto import SecretBox
-from omnibot.shared.deliveries import MongoDeliveryStore
+from omnibot.shared.deliveries import Cursor
 from omnibot.shared.devmongo import free_port
 from omnibot.shared.settings import Settings
 
@@ -55,7 +55,6 @@ async def fill(settings: Settings, chats: int) -> tuple[int, str]:
     batch: list[dict[str, object]] = []
     lines: list[dict[str, object]] = []
     cursors: list[dict[str, object]] = []
-    replies = MongoDeliveryStore(db)
     for i in range(chats):
         key = f"{channel.id}:{100000 + i}"
         at = now - i * 30
@@ -80,9 +79,19 @@ async def fill(settings: Settings, chats: int) -> tuple[int, str]:
         ):
             line = TranscriptLine(chat=key, seq=1000 + n, role=role, text=text, at=at + n)  # type: ignore[arg-type]
             lines.append({"_id": f"{key}:{line.seq}", **msgspec.to_builtins(line)})
-        cursors.append({"_id": key, "seq": 2, "last_message_id": 0, "updated_at": at + 2})
-        for seq in (1, 2):
-            await replies.note_reply(f"{key}:{seq}", at + seq)
+        # Two text replies delivered: the cursor as egress leaves it, with the day's tally.
+        tally = Cursor(key=key).with_reply(at + 1)
+        tally = Cursor(key=key, replies_day=tally.day, replies=tally.replies).with_reply(at + 2)
+        cursors.append(
+            {
+                "_id": key,
+                "seq": 2,
+                "last_message_id": 0,
+                "updated_at": at + 2,
+                "replies_day": tally.day,
+                "replies": tally.replies,
+            }
+        )
         if len(batch) >= 1000:
             await db.chats.insert_many(batch)
             await db.transcripts.insert_many(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -14,7 +15,7 @@ from omnibot.sandbox.state import SandboxState
 from omnibot.shared.channel_cache import ChannelDirectory
 from omnibot.shared.channels import Channel
 from omnibot.shared.crypto import SecretBox, generate_key
-from omnibot.shared.deliveries import MemoryDeliveryStore
+from omnibot.shared.deliveries import MemoryDeliveryStore, utc_day
 from omnibot.shared.errors import Deferred, PermanentError, TransientError
 from omnibot.shared.messages import SendText, TransferToOperator
 from omnibot.shared.net.policy import NetworkPolicy
@@ -203,7 +204,7 @@ async def test_the_bot_label_can_be_named_by_its_title(env: Env) -> None:
     assert any(r.path == "/api/labels.json" for r in env.state.requests)
 
 
-async def test_only_text_replies_are_noted_for_the_days_count_each_once(env: Env) -> None:
+async def test_only_text_replies_count_in_the_days_tally_each_once(env: Env) -> None:
     from aiohttp import web
 
     from omnibot.shared.messages import SendFile
@@ -238,5 +239,5 @@ async def test_only_text_replies_are_noted_for_the_days_count_each_once(env: Env
         await runner.cleanup()
     assert [m.attachments[0].file_name for m in env.state.staff_messages(env.case)[1:]] == ["track.pdf"]
     assert env.state.notes(env.case)  # the transfer's note is there, and not a reply
-    assert list(env.cursors.replies) == [f"1:{env.case}:1"]
-    assert await env.cursors.replies_since(0) == 1
+    today = utc_day(time.time())
+    assert await env.cursors.replies_on(today) == 1  # the text reply, once; not the file or the transfer

@@ -17,20 +17,30 @@ def at(hour: int, minute: int = 0, second: int = 0, day: int = 1) -> float:
     return datetime(2026, 12, day, hour, minute, second, tzinfo=UTC).timestamp()
 
 
+async def deliver_reply(store: MongoDeliveryStore, key: str, when: float | None) -> bool:
+    """Egress's move of a chat's cursor by one action: a text reply at `when`, or (None) a file."""
+    cursor = await store.cursor(key)
+    tally = cursor.with_reply(when) if when is not None else None
+    return await store.advance(key, cursor.seq, cursor.seq + 1, None, tally=tally)
+
+
 async def test_replies_today_counts_todays_text_replies_once(db: AsyncDatabase[dict[str, Any]]) -> None:
     await ensure_indexes(db)
     replies = MongoDeliveryStore(db)
-    await replies.note_reply("1:7:1", datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC).timestamp())  # yesterday
-    await replies.note_reply("1:7:2", at(0, 0, 0))
-    await replies.note_reply("1:7:2", at(9, 0))  # the same reply noted again: still one
-    await replies.note_reply("1:8:5", at(11, 30))
-    # What egress's cursors count (files, notes and transfers among them) is not the figure.
-    await db.delivery_cursors.insert_one({"_id": "1:7", "seq": 40, "updated_at": at(11)})
+    assert await deliver_reply(replies, "1:7", datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC).timestamp())
+    before = await replies.cursor("1:7")  # yesterday's reply, then a worker delivers today's
+    assert await deliver_reply(replies, "1:7", at(0, 0, 0))
+    # The same reply performed again by another worker from the old cursor: refused, still one.
+    assert not await replies.advance("1:7", before.seq, before.seq + 1, None, tally=before.with_reply(at(9)))
+    assert await deliver_reply(replies, "1:8", None)  # a file (or a note, a transfer): no reply
+    assert await deliver_reply(replies, "1:8", at(11, 30))
     stats = ConsoleStats(db)
     await stats.ensure_indexes()
 
     assert (await stats.today(at(12))).replies_today == 2  # 00:00:00 and 11:30, not 23:59:59 yesterday
     assert (await stats.today(at(0, 0, 1, day=2))).replies_today == 0  # a new day
+    assert await deliver_reply(replies, "1:7", at(8, day=2))
+    assert (await stats.today(at(9, day=2))).replies_today == 1  # the tally starts again each day
 
 
 async def test_transfers_today_are_todays_transfer_lines(db: AsyncDatabase[dict[str, Any]]) -> None:

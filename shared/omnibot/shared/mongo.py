@@ -43,5 +43,4 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db.agent_versions.create_index([("name", ASCENDING), ("version", ASCENDING)], unique=True)
     await db.chats.create_index([("channel_id", ASCENDING), ("updated_at", ASCENDING)])
     await db.transcripts.create_index([("chat", ASCENDING), ("seq", ASCENDING)])
-    await db.delivered_replies.create_index([("at", ASCENDING)])
-    await db.delivered_replies.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
+    await db.delivery_cursors.create_index([("replies_day", ASCENDING)])

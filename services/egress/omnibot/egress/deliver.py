@@ -118,11 +118,13 @@ class Deliverer:
                     await self._skip(key, cursor, action, force)
                     raise PermanentError(f"gave up after {attempt} attempts: {exc}") from exc
                 raise
-            if not force and not await self._deliveries.advance(key, cursor.seq, action.seq, message_id):
+            # A text reply counts in the day's tally with the cursor's move (found done too: an
+            # earlier attempt delivered it). A manual re-drive moves no cursor and is not counted.
+            tally = cursor.with_reply(time.time()) if isinstance(action, SendText) else None
+            if not force and not await self._deliveries.advance(
+                key, cursor.seq, action.seq, message_id, tally=tally
+            ):
                 log.warning("the delivery cursor moved under us; another worker performed this action too")
-            if isinstance(action, SendText):
-                # Found done counts too: an earlier attempt delivered it (noted once per action).
-                await self._deliveries.note_reply(action.action_id, time.time())
             if self._on_done is not None:
                 await self._on_done(action)
             log.info("delivered")

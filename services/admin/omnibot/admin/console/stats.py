@@ -2,8 +2,8 @@
 
 Read-only counts over the services' own collections: active channels, chats started since
 midnight UTC, transfers to an operator since then (the system lines dialog and management write
-into transcripts), text replies delivered since then (egress notes each, `delivered_replies`:
-files, notes and transfers are not replies), and the chats whose last turn failed. Indexes make
+into transcripts), text replies delivered since then (the day's tally on egress's delivery
+cursors: files, notes and transfers are not replies), and the chats whose last turn failed. Indexes make
 these counts cheap with many chats: each reads an index range of today's entries only.
 """
 
@@ -16,7 +16,7 @@ import msgspec
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from omnibot.shared.deliveries import MongoDeliveryStore
+from omnibot.shared.deliveries import MongoDeliveryStore, utc_day
 from omnibot.shared.mongo import Document
 
 TRANSFER_PREFIXES = ("[transferred", "[handed to an operator")
@@ -62,7 +62,7 @@ class ConsoleStats:
         transfers = len(
             [1 async for doc in system if str(doc.get("text") or "").startswith(TRANSFER_PREFIXES)]
         )
-        replies = await self._deliveries.replies_since(since)
+        replies = await self._deliveries.replies_on(utc_day(since))
         cursor = (
             self._db.chats.find(
                 {"last_error": {"$gt": ""}},
