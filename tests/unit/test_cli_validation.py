@@ -110,3 +110,16 @@ def test_the_openapi_document_describes_every_endpoint_once() -> None:
     assert {"ErrorBody", "ChannelView", "ChannelCreate", "ChannelChanges", "ChatView"} <= set(schemas)
     # Secrets are write-only: a channel as answered has a masked key, never an encrypted one.
     assert "api_key_enc" not in schemas["ChannelView"]["properties"]
+
+
+def test_an_unknown_option_is_refused_without_echoing_its_value(capsys: pytest.CaptureFixture[str]) -> None:
+    from omnibot.launcher.cli import main
+
+    secret = "sk-live-0123456789abcdef"
+    with pytest.raises(SystemExit) as exited:
+        main(["channel", "update", "1", "--llm-api-key", secret, f"--token={secret}"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    # argparse takes `--llm-api-key` for `--llm-api-key-stdin` (a prefix): the key is left over.
+    assert "unrecognized arguments: --token and 1 value (not shown)" in err
+    assert secret not in err

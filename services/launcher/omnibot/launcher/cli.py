@@ -24,7 +24,7 @@ from omnibot.shared.errors import OmnibotError
 from omnibot.shared.logs import configure_logging
 from omnibot.shared.settings import Settings, SettingsError, load_settings
 
-__all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main", "render"]
+__all__ = ["EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "build_parser", "main", "render", "unrecognized"]
 
 SERVICES = ("ingress", "dialog", "egress", "admin")
 
@@ -219,9 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
 # --- entry point -----------------------------------------------------------------------------
 
 
+def unrecognized(extras: Sequence[str]) -> str:
+    """The usage error for arguments the parser does not know, naming the options only: a value
+    typed after an unknown option may be a secret (`--llm-api-key KEY`, where only
+    `--llm-api-key-stdin` exists), and the message can end up in a CI log."""
+    names = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
+    values = len(extras) - len(names)
+    shown = " ".join(names)
+    if values:
+        shown += f"{' and ' if names else ''}{values} value{'s' if values > 1 else ''} (not shown)"
+    return f"unrecognized arguments: {shown}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.error(unrecognized(extras))
     try:
         settings = load_settings()
     except SettingsError as exc:
